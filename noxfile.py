@@ -1,0 +1,108 @@
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["nox>=2025.2.9", "uv>=0.5"]
+# ///
+"""Every workflow of the kit is a nox session; `nox -l` lists them.
+
+On a machine with nothing but Python 3.11+, run this file directly (`python3 noxfile.py -s serve`):
+it installs nox and uv into `.nox/_bootstrap` once and hands over to nox. With nox installed,
+`nox -s serve` is the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+BOOTSTRAP = ROOT / ".nox" / "_bootstrap"
+
+
+def _bootstrap_and_exec() -> None:
+    """Run nox from a private virtualenv, creating it the first time."""
+    bindir = "Scripts" if os.name == "nt" else "bin"
+    python = BOOTSTRAP / bindir / ("python.exe" if os.name == "nt" else "python")
+    if not python.exists():
+        print("noxfile.py: installing nox and uv into .nox/_bootstrap (first run only)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(BOOTSTRAP)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "nox>=2025.2.9", "uv>=0.5"],
+            check=True,
+        )
+    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+if __name__ == "__main__" and Path(sys.prefix).resolve() != BOOTSTRAP.resolve():
+    _bootstrap_and_exec()
+
+import nox  # noqa: E402
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests"]
+
+PYPROJECT = nox.project.load_toml(str(ROOT / "pyproject.toml"))
+INSTALL_ENV = {"UV_COMPILE_BYTECODE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+def _install(session: nox.Session, *groups: str, editable: bool = True) -> None:
+    """The project plus dependency groups (PEP 735), bytecode compiled."""
+    deps: list[str] = []
+    for group in groups:
+        deps += nox.project.dependency_groups(PYPROJECT, group)
+    project = ["-e", "."] if editable else ["."]
+    session.install(*project, *deps, env=INSTALL_ENV)
+
+
+def _pytest(session: nox.Session, *default_args: str) -> None:
+    _install(session, "test")
+    args = session.posargs or list(default_args)
+    session.run("python", "-m", "pytest", *args)
+
+
+@nox.session
+def serve(session: nox.Session) -> None:
+    """Run the API; with no settings on the embedded SQLite + fakeredis (prints the docs URL)."""
+    _install(session)
+    session.run("python", "-m", "reference_app", "serve", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests, in parallel, against real PostgreSQL and Redis (the default)."""
+    _pytest(session, "tests/unit", "tests/integration", "-n", "auto")
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """Unit tests only: no servers needed."""
+    _pytest(session, "tests/unit")
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Integration tests against real PostgreSQL and Redis (the harness picks the servers)."""
+    _pytest(session, "tests/integration")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check, ruff format --check, and the import-linter layering contract."""
+    _install(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy, strict on patterns and reference_app."""
+    _install(session, "test", "lint")
+    session.run("mypy")
+
+
+if __name__ == "__main__":
+    nox.main()

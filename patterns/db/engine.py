@@ -1,0 +1,91 @@
+"""Async engines for the API, sync URLs for Alembic and Celery, from one configured URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+ASYNC_PG_DRIVER = "asyncpg"  # chosen by measurement, see docs/performance.md
+_ASYNC_DRIVERS = {"postgresql": ASYNC_PG_DRIVER, "sqlite": "aiosqlite"}
+_SYNC_DRIVERS = {"postgresql": "psycopg", "sqlite": "pysqlite"}
+
+
+def _with_driver(url: str | URL, drivers: dict[str, str]) -> URL:
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend == "postgres":
+        backend = "postgresql"
+    if backend not in drivers:
+        raise ValueError(f"unsupported database backend {backend!r} (postgresql or sqlite)")
+    return u.set(drivername=f"{backend}+{drivers[backend]}")
+
+
+def async_url(url: str | URL) -> URL:
+    """`postgresql://…` or `sqlite:///…` with the kit's async driver."""
+    return _with_driver(url, _ASYNC_DRIVERS)
+
+
+def sync_url(url: str | URL) -> URL:
+    """The same database through a sync driver (psycopg 3 / pysqlite) for Alembic and Celery."""
+    return _with_driver(url, _SYNC_DRIVERS)
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def make_async_engine(
+    url: str | URL, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False
+) -> AsyncEngine:
+    """An engine that fails fast when the server is gone instead of hanging a request."""
+    u = async_url(url)
+    if u.get_backend_name() == "sqlite":
+        engine = create_async_engine(u, echo=echo)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        u,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={"timeout": 3, "command_timeout": 30},
+    )
+
+
+@dataclass
+class Database:
+    """An engine and its session factory, created at start-up and disposed at shutdown."""
+
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # expire_on_commit=False: objects stay readable after the dependency commits, while
+        # the response is serialised.
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str | URL, **engine_kwargs: Any) -> Database:
+        return cls(make_async_engine(url, **engine_kwargs))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,218 @@
+"""One error envelope for every failure: the guide's "Custom Exceptions" and "Error Middleware".
+
+The guide catches its `AppException` in an HTTP middleware; that misses FastAPI's own
+`HTTPException` and validation errors, and a middleware cannot see exceptions raised inside
+dependencies with `yield`. Registered exception handlers see all of them, so every error a client
+can provoke leaves in the same shape::
+
+    {"error": {"code": "...", "message": "...", "request_id": "...", "details": [...]}}
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from patterns.observability.request_id import get_request_id
+
+logger = logging.getLogger("patterns.errors")
+
+
+class ErrorBody(BaseModel):
+    """The inside of the envelope."""
+
+    code: str
+    message: str
+    request_id: str | None = None
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """What every non-2xx response carries; used in OpenAPI `responses=`."""
+
+    error: ErrorBody
+
+
+class AppError(Exception):
+    """Base of the kit's exceptions: each subclass carries its own status and code."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "Internal server error."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.error_code = code or self.code
+        self.details = [dict(d) for d in details] if details is not None else None
+        self.headers = dict(headers) if headers else None
+        super().__init__(self.message)
+
+
+class BadRequestError(AppError):
+    status_code = 400
+    code = "bad_request"
+    default_message = "The request could not be processed."
+
+
+class ValidationFailedError(AppError):
+    """Input that passed the schema but breaks a rule only the server can check."""
+
+    status_code = 422
+    code = "validation_error"
+    default_message = "The request failed validation."
+
+
+class AuthenticationError(AppError):
+    """401: who you are is unknown (no, bad, expired or revoked credentials)."""
+
+    status_code = 401
+    code = "not_authenticated"
+    default_message = "Could not validate credentials."
+
+    def __init__(self, message: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(message, **kwargs)
+
+
+class PermissionDeniedError(AppError):
+    """403: who you are is known, and it is not enough."""
+
+    status_code = 403
+    code = "forbidden"
+    default_message = "You do not have permission to do this."
+
+
+class NotFoundError(AppError):
+    status_code = 404
+    code = "not_found"
+    default_message = "Not found."
+
+
+class ConflictError(AppError):
+    status_code = 409
+    code = "conflict"
+    default_message = "The request conflicts with the current state."
+
+
+class BusinessRuleError(AppError):
+    """A well-formed request the domain refuses (the guide's `BusinessException`)."""
+
+    status_code = 409
+    code = "business_rule_violated"
+    default_message = "The request breaks a business rule."
+
+
+class RateLimitedError(AppError):
+    status_code = 429
+    code = "rate_limited"
+    default_message = "Too many requests."
+
+
+class ServiceUnavailableError(AppError):
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "A service this request needs is unavailable."
+
+
+_STATUS_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    *,
+    details: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """Render the envelope; the request id comes from the request-id middleware's context."""
+    request_id = get_request_id()
+    body = ErrorBody(code=code, message=message, request_id=request_id, details=details)
+    out_headers = dict(headers) if headers else {}
+    if request_id:
+        # Also set here: a 500 is rendered outside the request-id middleware.
+        out_headers.setdefault("X-Request-ID", request_id)
+    return JSONResponse(
+        {"error": body.model_dump(exclude_none=True)},
+        status_code=status_code,
+        headers=out_headers or None,
+    )
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Keep only location, message and type: pydantic's `input` and `ctx` may hold secrets
+    (a password that was too short) or objects JSON cannot encode (a ValueError)."""
+    out: list[dict[str, Any]] = []
+    for err in exc.errors():
+        loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+        out.append({"loc": loc, "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))})
+    return out
+
+
+async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_response(
+        exc.status_code, exc.error_code, exc.message, details=exc.details, headers=exc.headers
+    )
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    code = _STATUS_CODES.get(status, "http_error" if status < 500 else "internal_error")
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    return error_response(status, code, message, headers=getattr(exc, "headers", None))
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(
+        422, "validation_error", "The request is not valid.", details=_validation_details(exc)
+    )
+
+
+async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette's ServerErrorMiddleware calls this, then re-raises to the server, which logs
+    # the traceback once. The client sees a generic message and the request id, never internals.
+    return error_response(500, "internal_error", "Internal server error.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that render every error in the envelope."""
+    app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(Exception, _unhandled_handler)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries so the schema documents every error shape a route returns."""
+    return {s: {"model": ErrorEnvelope, "description": HTTPStatus(s).phrase} for s in statuses}

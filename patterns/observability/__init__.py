@@ -1,0 +1,1 @@
+"""Request ids, metrics and structured logs (guide: "Monitoring & Observability")."""

@@ -1,0 +1,33 @@
+"""An HTTP client bound to an app and a test's session.
+
+It expunges the session before each request, so the app loads fresh rows instead of reusing the
+test's objects; combined with `lazy="raise"` relationships, an accidental lazy load in a request
+fails the test instead of hiding an N+1 (the way Polar's test client does it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import ASGIApp
+
+
+def make_client(
+    app: ASGIApp,
+    session: AsyncSession | None = None,
+    *,
+    base_url: str = "http://test",
+    **kwargs: Any,
+) -> httpx.AsyncClient:
+    async def _expunge(request: httpx.Request) -> None:
+        if session is not None:
+            session.expunge_all()
+
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=base_url,
+        event_hooks={"request": [_expunge]},
+        **kwargs,
+    )

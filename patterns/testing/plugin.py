@@ -1,0 +1,334 @@
+"""The pytest plugin: servers picked once per run, a database per worker, a transaction per test.
+
+* Servers: `backends.choose` (environment URLs → testcontainers → local binaries), started on
+  first use by whichever process needs them first (under a file lock shared by xdist workers)
+  and stopped by the controlling process when the run ends.
+* PostgreSQL: a template database migrated once per run, cloned into one database per xdist
+  worker; each test runs in an outer transaction that is rolled back
+  (`join_transaction_mode="create_savepoint"`, so the code under test may commit).
+* Redis: one logical database per worker, flushed before and after each test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import pytest_asyncio
+from filelock import FileLock
+from psycopg import sql
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from patterns.db.engine import make_async_engine
+from patterns.db.queries import QueryCounter
+from patterns.testing import backends, hookspecs
+from patterns.testing.queries import QueryAssertions
+
+RUN_ID = pytest.StashKey[str]()
+_MAX_REDIS_DB = 15
+
+
+@dataclass(frozen=True)
+class KitServices:
+    """What a test process got: the servers, its own database and its own Redis database."""
+
+    postgres: backends.Service
+    redis: backends.Service
+    database_url: str  # plain postgresql:// URL of this worker's database
+    redis_url: str  # redis:// URL of this worker's logical database
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def _worker_id(config: pytest.Config) -> str:
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else "main"
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput and "kit_run_id" in workerinput:
+        config.stash[RUN_ID] = workerinput["kit_run_id"]
+    else:
+        config.stash[RUN_ID] = uuid.uuid4().hex[:10]
+    config.addinivalue_line("markers", "kit_services: the test needs real PostgreSQL and Redis")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker shares the controller's run id, hence its servers and template."""
+    node.workerinput["kit_run_id"] = node.config.stash[RUN_ID]
+
+
+def _shared_dir(config: pytest.Config) -> Path:
+    path = Path(tempfile.gettempdir()) / f"kit-harness-{config.stash[RUN_ID]}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=2)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = []
+    for kind, var in (("postgres", backends.POSTGRES_URL_ENV), ("redis", backends.REDIS_URL_ENV)):
+        svc = backends.from_environment(kind)
+        if svc:
+            lines.append(f"kit harness: {svc.describe()}")
+        elif _docker_answers():
+            lines.append(f"kit harness: {kind}: {var} unset, Docker answers → testcontainers")
+        else:
+            lines.append(
+                f"kit harness: {kind}: {var} unset, no Docker engine → local binaries, "
+                "started on first use"
+            )
+    return lines
+
+
+# --- servers, shared by every process of the run ----------------------------------------------
+
+
+def _admin_connect(server_url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(server_url, autocommit=True, connect_timeout=10)
+
+
+def _db_url(server_url: str, name: str) -> str:
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _create_database(server_url: str, name: str, template: str | None = None) -> None:
+    with _admin_connect(server_url) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        if template:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        else:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _drop_database(server_url: str, name: str) -> None:
+    try:
+        with _admin_connect(server_url) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+    except psycopg.OperationalError:
+        pass  # the server is already gone
+
+
+def _template_name(config: pytest.Config) -> str:
+    return f"kit_{config.stash[RUN_ID]}_tpl"
+
+
+def _ensure_servers(config: pytest.Config) -> tuple[backends.Service, backends.Service]:
+    """Start (or join) this run's servers and template database, once per run."""
+    shared = _shared_dir(config)
+    state_file = shared / "state.json"
+    with FileLock(str(shared / "lock")):
+        if state_file.exists():
+            state = json.loads(state_file.read_text())
+            return (
+                backends.Service.from_json(state["postgres"]),
+                backends.Service.from_json(state["redis"]),
+            )
+        started: list[backends.Service] = []
+        try:
+            pg, pg_skipped = backends.choose("postgres")
+            started.append(pg)
+            rd, rd_skipped = backends.choose("redis")
+            started.append(rd)
+            template = _template_name(config)
+            _create_database(pg.url, template)
+            config.hook.pytest_kit_setup_database(url=_db_url(pg.url, template))
+        except BaseException:
+            for svc in started:
+                backends.stop(svc)
+            raise
+        state_file.write_text(
+            json.dumps(
+                {
+                    "postgres": pg.to_json(),
+                    "redis": rd.to_json(),
+                    "skipped": {"postgres": pg_skipped, "redis": rd_skipped},
+                    "template": template,
+                }
+            )
+        )
+        return pg, rd
+
+
+def _redis_db_index(worker: str) -> int:
+    if worker == "main":
+        return 1
+    return int(worker.removeprefix("gw")) % _MAX_REDIS_DB + 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The controller drops the template and stops the servers the harness started."""
+    config = session.config
+    if not _is_controller(config) or RUN_ID not in config.stash:
+        return
+    shared = Path(tempfile.gettempdir()) / f"kit-harness-{config.stash[RUN_ID]}"
+    state_file = shared / "state.json"
+    if not state_file.exists():
+        return
+    state = json.loads(state_file.read_text())
+    pg = backends.Service.from_json(state["postgres"])
+    rd = backends.Service.from_json(state["redis"])
+    config.stash[_SUMMARY] = [pg.describe(), rd.describe()]
+    _drop_database(pg.url, state["template"])
+    for svc in (pg, rd):
+        backends.stop(svc)
+    shutil.rmtree(shared, ignore_errors=True)
+
+
+_SUMMARY = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    lines = config.stash.get(_SUMMARY, None)
+    if lines:
+        terminalreporter.write_sep("-", "kit harness")
+        for line in lines:
+            terminalreporter.write_line(f"used {line}")
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kit_services(request: pytest.FixtureRequest) -> Iterator[KitServices]:
+    """This process's servers, database and Redis database (started on first use)."""
+    config = request.config
+    pg, rd = _ensure_servers(config)
+    worker = _worker_id(config)
+    db_name = f"kit_{config.stash[RUN_ID]}_{worker}"
+    with FileLock(str(_shared_dir(config) / "lock")):  # one clone of the template at a time
+        _create_database(pg.url, db_name, template=_template_name(config))
+    base = rd.url.split("://", 1)[1].split("/", 1)[0]
+    redis_url = f"redis://{base}/{_redis_db_index(worker)}"
+    yield KitServices(pg, rd, _db_url(pg.url, db_name), redis_url)
+    _drop_database(pg.url, db_name)
+
+
+@pytest.fixture(scope="session")
+def database_url(kit_services: KitServices) -> str:
+    """Plain `postgresql://` URL of this worker's migrated database."""
+    return kit_services.database_url
+
+
+@pytest.fixture(scope="session")
+def redis_url(kit_services: KitServices) -> str:
+    """`redis://` URL of this worker's logical database."""
+    return kit_services.redis_url
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_async_engine(database_url, pool_size=5, max_overflow=20)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db_session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside an outer transaction that is rolled back after the test.
+
+    `commit()` in the code under test releases a SAVEPOINT instead of committing, so the test
+    sees committed-looking behaviour and the next test sees none of it.
+    """
+    async with db_engine.connect() as conn:
+        outer = await conn.begin()
+        session = AsyncSession(
+            bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            if outer.is_active:
+                await outer.rollback()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def committed_db(db_engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Real commits, visible across connections (concurrency, Celery); tables emptied after."""
+    yield async_sessionmaker(db_engine, expire_on_commit=False)
+    await truncate_all(db_engine)
+
+
+async def truncate_all(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        )
+        tables = [r[0] for r in rows]
+        if tables:
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
+    """This worker's Redis database, empty at the start and the end of the test."""
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.flushdb()
+        await client.aclose()
+
+
+@pytest.fixture
+def assert_num_queries(
+    db_engine: AsyncEngine,
+) -> Callable[[int], AbstractContextManager[QueryCounter]]:
+    """`with assert_num_queries(2): ...` — exactly n statements (SAVEPOINTs not counted)."""
+    return QueryAssertions(db_engine).exactly
+
+
+@pytest.fixture
+def assert_max_queries(
+    db_engine: AsyncEngine,
+) -> Callable[[int], AbstractContextManager[QueryCounter]]:
+    """`with assert_max_queries(3): ...` — at most n statements."""
+    return QueryAssertions(db_engine).at_most
+
+
+__all__ = ["KitServices", "truncate_all"]

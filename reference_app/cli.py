@@ -1,0 +1,79 @@
+"""`python -m reference_app <command>`: serve, migrate (the other commands join as they land)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from reference_app.core.config import get_settings
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from reference_app.core import migrations
+
+    migrations.upgrade(revision=args.revision)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from reference_app.core import migrations
+    from reference_app.main import _ensure_sqlite_dir
+
+    settings = get_settings()
+    if settings.is_embedded or args.migrate:
+        _ensure_sqlite_dir(settings.database_url)
+        migrations.upgrade()
+    mode = (
+        "embedded default: SQLite + in-process fakeredis"
+        if settings.is_embedded
+        else "configured database and Redis"
+    )
+    wildcard = {"0.0.0.0", "::"}  # noqa: S104 (only to print a clickable URL)
+    shown_host = "127.0.0.1" if args.host in wildcard else args.host
+    print(f"Core Concepts Kit on {mode}", flush=True)
+    print(f"OpenAPI page: http://{shown_host}:{args.port}/docs", flush=True)
+    uvicorn.run(
+        "reference_app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        reload=args.reload,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": _serve,
+    "migrate": _migrate,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m reference_app", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API with uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--reload", action="store_true")
+    serve.add_argument(
+        "--migrate", action="store_true", help="apply migrations first (always on when embedded)"
+    )
+    migrate = sub.add_parser("migrate", help="apply Alembic migrations (upgrade head)")
+    migrate.add_argument("revision", nargs="?", default="head")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

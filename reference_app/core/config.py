@@ -1,0 +1,96 @@
+"""The single source of settings (DESIGN "Settings and commands"), read from `KIT_*` variables.
+
+With nothing set, the app runs on the embedded default: a SQLite file and in-process fakeredis.
+"""
+
+from __future__ import annotations
+
+import zlib
+from functools import lru_cache
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789"  # noqa: S105 (refused in prod)
+
+
+def is_weak_secret(value: str) -> bool:
+    """Too short, the dev default, too few distinct characters, or repetitive (compresses)."""
+    if value == DEV_SECRET_KEY or len(value) < 32 or len(set(value)) < 12:
+        return True
+    return len(zlib.compress(value.encode())) < 0.75 * len(value)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="KIT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    project_name: str = "Core Concepts Kit"
+    api_v1_prefix: str = "/api/v1"
+
+    # Storage. Defaults are the embedded mode: no servers needed.
+    database_url: str = "sqlite:///./.kit/kit.db"
+    redis_url: str | None = None  # None → in-process fakeredis
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_echo: bool = False
+
+    # Security.
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "core-concepts-kit"
+    jwt_audience: str = "core-concepts-kit-api"
+    access_token_expire_minutes: int = Field(default=30, ge=1)
+    refresh_token_expire_days: int = Field(default=7, ge=1)
+    first_admin_email: str | None = None
+    first_admin_password: SecretStr | None = None
+
+    # Background work.
+    celery_broker_url: str | None = None  # default: the Redis URL
+    celery_result_backend: str | None = None
+    order_processing_delay_s: int = Field(default=300, ge=0)
+
+    # Rate limits, "<count>/<seconds>".
+    rate_limit_register: str = "5/3600"
+    rate_limit_login: str = "10/60"
+    rate_limit_fail_open: bool = True
+
+    # Observability.
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None → JSON in prod, console otherwise
+    log_file: str | None = None
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret_outside_dev(self) -> Self:
+        if self.env in ("dev", "test"):
+            return self
+        secret = self.secret_key.get_secret_value()
+        if is_weak_secret(secret):
+            raise ValueError(
+                "KIT_SECRET_KEY is missing, the development default, or weak: outside dev and "
+                "test it must be at least 32 characters of real randomness "
+                '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        return self
+
+    @property
+    def is_embedded(self) -> bool:
+        """SQLite and fakeredis: the zero-setup mode of `nox -s serve`."""
+        return self.database_url.startswith("sqlite") and self.redis_url is None
+
+    @property
+    def broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url or "memory://"
+
+    @property
+    def result_backend(self) -> str:
+        return self.celery_result_backend or self.redis_url or "cache+memory://"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings from the environment, read once per process."""
+    return Settings()

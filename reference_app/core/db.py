@@ -1,0 +1,36 @@
+"""The request's database session (guide: "Dependency Injection").
+
+The guide's `get_db` closes the session but never commits or rolls back. Here the dependency owns
+the transaction: it commits once when the endpoint returns, rolls back when anything raises, and
+runs after-commit hooks. `scope="function"` makes the commit happen *before* the response is
+sent, so a client never sees 201 for a write that then failed to commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from patterns.db import Database
+from patterns.db.session import commit, rollback
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.database
+    return db
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_database(request).sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await rollback(session)
+            raise
+        await commit(session)
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]

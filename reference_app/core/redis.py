@@ -1,0 +1,33 @@
+"""The Redis client: the configured server, or in-process fakeredis in the embedded default."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from reference_app.core.config import Settings
+
+
+def make_redis(settings: Settings) -> Redis:
+    if settings.redis_url is None:
+        import fakeredis
+
+        fake: Redis = fakeredis.FakeAsyncRedis()
+        return fake
+    # Short timeouts: a Redis outage must degrade a request, not hang it.
+    opts: dict[str, Any] = {
+        "socket_connect_timeout": 1.0,
+        "socket_timeout": 1.0,
+        "health_check_interval": 30,
+    }
+    return Redis.from_url(settings.redis_url, **opts)
+
+
+def get_redis(request: Request) -> Redis:
+    client: Redis = request.app.state.redis
+    return client
+
+
+RedisDep = Annotated[Redis, Depends(get_redis)]

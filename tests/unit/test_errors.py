@@ -1,0 +1,132 @@
+"""The error envelope: every failure a client can provoke has one shape and leaks nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from fastapi import FastAPI, HTTPException
+from httpx import ASGITransport, AsyncClient
+from pydantic import BaseModel, Field
+
+from patterns.errors import BusinessRuleError, NotFoundError, install_error_handlers
+from patterns.observability.request_id import RequestIdMiddleware
+
+
+class Signup(BaseModel):
+    email: str
+    password: str = Field(min_length=12)
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/missing")
+    async def missing() -> None:
+        raise NotFoundError("Item 7 not found.")
+
+    @app.get("/http")
+    async def http() -> None:
+        raise HTTPException(status_code=418, detail="I'm a teapot")
+
+    @app.get("/business")
+    async def business() -> None:
+        raise BusinessRuleError("Insufficient stock for item 3.", code="insufficient_stock")
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("password=hunter2 at db.internal:5432")
+
+    @app.post("/signup")
+    async def signup(body: Signup) -> dict[str, str]:
+        return {"email": body.email}
+
+    return app
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[AsyncClient]:
+    transport = ASGITransport(app=_app(), raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://t") as c:
+        yield c
+
+
+def _envelope(body: dict[str, object]) -> dict[str, object]:
+    assert set(body) == {"error"}
+    err = body["error"]
+    assert isinstance(err, dict)
+    assert {"code", "message", "request_id"} <= set(err)
+    return err
+
+
+async def test_app_error_renders_its_status_and_code(api: AsyncClient) -> None:
+    r = await api.get("/missing")
+    assert r.status_code == 404
+    err = _envelope(r.json())
+    assert err["code"] == "not_found"
+    assert err["message"] == "Item 7 not found."
+
+
+async def test_business_error_carries_its_own_code(api: AsyncClient) -> None:
+    r = await api.get("/business")
+    assert r.status_code == 409
+    assert _envelope(r.json())["code"] == "insufficient_stock"
+
+
+async def test_http_exception_and_unknown_route_use_the_envelope(api: AsyncClient) -> None:
+    r = await api.get("/http")
+    assert r.status_code == 418
+    assert _envelope(r.json())["message"] == "I'm a teapot"
+    r = await api.get("/no-such-route")
+    assert r.status_code == 404
+    assert _envelope(r.json())["code"] == "not_found"
+    r = await api.delete("/missing")
+    assert r.status_code == 405
+    assert _envelope(r.json())["code"] == "method_not_allowed"
+
+
+async def test_validation_error_lists_fields_without_echoing_input(api: AsyncClient) -> None:
+    r = await api.post("/signup", json={"email": "a@b.c", "password": "hunt2"})
+    assert r.status_code == 422
+    err = _envelope(r.json())
+    assert err["code"] == "validation_error"
+    details = err["details"]
+    assert isinstance(details, list)
+    assert details[0]["loc"] == ["body", "password"]
+    assert set(details[0]) == {"loc", "msg", "type"}
+    assert "hunt2" not in r.text
+
+
+async def test_malformed_json_is_a_422_in_the_envelope(api: AsyncClient) -> None:
+    r = await api.post(
+        "/signup", content=b'{"email": "x', headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert _envelope(r.json())["code"] == "validation_error"
+
+
+async def test_unexpected_exception_is_a_500_that_leaks_nothing(api: AsyncClient) -> None:
+    r = await api.get("/boom", headers={"X-Request-ID": "trace-123"})
+    assert r.status_code == 500
+    err = _envelope(r.json())
+    assert err == {
+        "code": "internal_error",
+        "message": "Internal server error.",
+        "request_id": "trace-123",
+    }
+    assert "hunter2" not in r.text
+    assert r.headers["X-Request-ID"] == "trace-123"
+
+
+async def test_request_id_is_generated_echoed_and_sanitised(api: AsyncClient) -> None:
+    r = await api.get("/missing")
+    generated = r.headers["X-Request-ID"]
+    assert len(generated) == 32
+    assert _envelope(r.json())["request_id"] == generated
+    r = await api.get("/missing", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["X-Request-ID"] == "abc-123"
+    r = await api.get("/missing", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert r.headers["X-Request-ID"] != "bad id\twith spaces"
+    assert len(r.headers["X-Request-ID"]) == 32
