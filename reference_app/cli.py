@@ -1,4 +1,4 @@
-"""`python -m reference_app <command>`: serve, migrate (the other commands join as they land)."""
+"""`python -m reference_app <command>`: the app's CLI (DESIGN "Settings and commands")."""
 
 from __future__ import annotations
 
@@ -48,9 +48,46 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _create_admin(args: argparse.Namespace) -> int:
+    import asyncio
+    import getpass
+    import os
+
+    from patterns.db import Database, session_scope
+    from patterns.security import PasswordHasher
+    from reference_app.crud import user as user_crud
+
+    settings = get_settings()
+    email = args.email or settings.first_admin_email
+    password = os.environ.get("KIT_ADMIN_PASSWORD") or (
+        settings.first_admin_password.get_secret_value() if settings.first_admin_password else None
+    )
+    if not email:
+        print("create-admin: give --email (or set KIT_FIRST_ADMIN_EMAIL)", file=sys.stderr)
+        return 2
+    if not password:
+        password = getpass.getpass(f"Password for {email}: ")
+    if len(password) < 8:
+        print("create-admin: the password needs at least 8 characters", file=sys.stderr)
+        return 2
+
+    async def run() -> bool:
+        database = Database.from_url(settings.database_url)
+        try:
+            async with session_scope(database.sessionmaker) as session:
+                return await user_crud.ensure_admin(session, email, password, PasswordHasher())
+        finally:
+            await database.dispose()
+
+    created = asyncio.run(run())
+    print(f"admin {email} {'created' if created else 'already exists (left unchanged)'}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
     "migrate": _migrate,
+    "create-admin": _create_admin,
 }
 
 
@@ -67,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate = sub.add_parser("migrate", help="apply Alembic migrations (upgrade head)")
     migrate.add_argument("revision", nargs="?", default="head")
+    admin = sub.add_parser(
+        "create-admin",
+        help="create an admin (password from KIT_ADMIN_PASSWORD or a prompt); idempotent",
+    )
+    admin.add_argument("--email", help="default: KIT_FIRST_ADMIN_EMAIL")
     return parser
 
 

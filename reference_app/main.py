@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,13 +11,23 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
-from patterns.db import Database, is_sqlite
+from patterns.db import Database, is_sqlite, session_scope
 from patterns.errors import install_error_handlers
+from patterns.observability.metrics import mark_process_dead_if_multiprocess
+from patterns.observability.middleware import install_observability
 from patterns.observability.request_id import RequestIdMiddleware
+from patterns.security import PasswordHasher
 from reference_app.api import health
 from reference_app.api.v1.api import api_router
 from reference_app.core.config import Settings, get_settings
+from reference_app.core.logging import setup_logging
+from reference_app.core.metrics import HTTP_METRICS
+from reference_app.core.mail import LoggingMailBackend
 from reference_app.core.redis import make_redis
+from reference_app.core.security import make_token_service
+from reference_app.crud import user as user_crud
+
+logger = logging.getLogger("reference_app")
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -24,6 +35,21 @@ def _ensure_sqlite_dir(url: str) -> None:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def _ensure_first_admin(app: FastAPI, settings: Settings) -> None:
+    """`KIT_FIRST_ADMIN_EMAIL`/`_PASSWORD`: an admin created idempotently at start-up."""
+    if not (settings.first_admin_email and settings.first_admin_password):
+        return
+    async with session_scope(app.state.database.sessionmaker) as session:
+        created = await user_crud.ensure_admin(
+            session,
+            settings.first_admin_email,
+            settings.first_admin_password.get_secret_value(),
+            app.state.passwords,
+        )
+    if created:
+        logger.info("first admin created", extra={"email": settings.first_admin_email})
 
 
 def create_app(
@@ -35,6 +61,7 @@ def create_app(
     """Build the app. `database`/`redis` given here are used as they are and never closed by
     the app (the test harness owns them); otherwise the lifespan creates and closes its own."""
     settings = settings or get_settings()
+    setup_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,6 +76,7 @@ def create_app(
             )
         if redis is None:
             owned_redis = app.state.redis = make_redis(settings)
+        await _ensure_first_admin(app, settings)
         try:
             yield
         finally:
@@ -56,6 +84,7 @@ def create_app(
                 await owned_redis.aclose()
             if owned_db is not None:
                 await owned_db.dispose()
+            mark_process_dead_if_multiprocess()
 
     app = FastAPI(
         title=settings.project_name,
@@ -65,11 +94,17 @@ def create_app(
         docs_url="/docs",
     )
     app.state.settings = settings
+    app.state.tokens = make_token_service(settings)
+    app.state.passwords = PasswordHasher()
+    app.state.mailer = LoggingMailBackend()
     if database is not None:
         app.state.database = database
     if redis is not None:
         app.state.redis = redis
     install_error_handlers(app)
+    # After the error handlers (their types are recorded), before the request-id middleware
+    # (added last, so outermost: the id is bound for every line this one logs).
+    install_observability(app, metrics=HTTP_METRICS)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(api_router, prefix=settings.api_v1_prefix)

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     # Storage. Defaults are the embedded mode: no servers needed.
     database_url: str = "sqlite:///./.kit/kit.db"
     redis_url: str | None = None  # None → in-process fakeredis
+    redis_max_connections: int = Field(default=100, ge=1, le=10_000)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_echo: bool = False

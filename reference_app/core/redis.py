@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from reference_app.core.config import Settings
 
@@ -16,13 +16,17 @@ def make_redis(settings: Settings) -> Redis:
 
         fake: Redis = fakeredis.FakeAsyncRedis()
         return fake
-    # Short timeouts: a Redis outage must degrade a request, not hang it.
-    opts: dict[str, Any] = {
-        "socket_connect_timeout": 1.0,
-        "socket_timeout": 1.0,
-        "health_check_interval": 30,
-    }
-    return Redis.from_url(settings.redis_url, **opts)
+    # Short timeouts: a Redis outage must degrade a request, not hang it. A blocking pool makes
+    # a burst wait briefly for a free connection instead of failing with "Too many connections".
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=2.0,
+        socket_connect_timeout=1.0,
+        socket_timeout=1.0,
+        health_check_interval=30,
+    )
+    return Redis.from_pool(pool)
 
 
 def get_redis(request: Request) -> Redis:

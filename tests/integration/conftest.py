@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
@@ -13,10 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from patterns.db import Database
 from patterns.db.session import commit, rollback
+from patterns.security import TokenType
 from patterns.testing import make_client
 from reference_app.core.config import Settings
 from reference_app.core.db import get_db
+from reference_app.core.mail import RecordingMailBackend
 from reference_app.main import create_app
+from reference_app.models.user import Role, User
 
 pytestmark = pytest.mark.integration
 
@@ -50,3 +56,49 @@ async def app(
 async def client(app: FastAPI, db_session: AsyncSession) -> AsyncIterator[AsyncClient]:
     async with make_client(app, db_session) as c:
         yield c
+
+
+@dataclass
+class Account:
+    user: User
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+AccountFactory = Callable[..., Awaitable[Account]]
+
+
+@pytest.fixture
+def make_account(app: FastAPI, db_session: AsyncSession) -> AccountFactory:
+    """Create a user of a given role straight in the database, with a valid access token."""
+    counter = itertools.count(1)
+
+    async def _make(
+        role: Role = Role.USER, *, active: bool = True, email: str | None = None
+    ) -> Account:
+        password = f"pw-{uuid.uuid4().hex[:12]}"
+        user = User(
+            email=email or f"{role.value}{next(counter)}-{uuid.uuid4().hex[:6]}@example.com",
+            hashed_password=app.state.passwords.hash(password),
+            full_name=f"Test {role.value.title()}",
+            role=role.value,
+            is_active=active,
+        )
+        db_session.add(user)
+        await db_session.flush()
+        token, _ = app.state.tokens.create(user.id, TokenType.ACCESS)
+        return Account(user, password, token)
+
+    return _make
+
+
+@pytest.fixture
+def mailer(app: FastAPI) -> RecordingMailBackend:
+    """Replace the logging mail backend with one that records what was sent."""
+    backend = RecordingMailBackend()
+    app.state.mailer = backend
+    return backend

@@ -1,0 +1,129 @@
+"""JWT access and refresh tokens with PyJWT (guide: "JWT Authentication", "Token Management").
+
+Differences from the guide: PyJWT instead of the unmaintained python-jose; `sub` is always a
+string (PyJWT 2.10+ rejects an integer `sub`, which the guide's "Token Management" example
+encodes); every token carries `type`, `jti`, `iat`, `iss` and `aud`, and decoding pins the
+algorithm list and requires the claims, so an `alg: none` token, a refresh token used as an
+access token, or a token for another audience are all refused.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+from patterns.errors import AuthenticationError
+
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "type", "jti", "iss", "aud"]
+
+
+class TokenType(enum.StrEnum):
+    ACCESS = "access"
+    REFRESH = "refresh"
+
+
+@dataclass(frozen=True)
+class Claims:
+    sub: str
+    type: TokenType
+    jti: str
+    iat: datetime
+    exp: datetime
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    access: Claims
+    refresh: Claims
+
+
+class TokenService:
+    """Issues and checks tokens for one issuer/audience with one pinned algorithm."""
+
+    def __init__(
+        self,
+        secret: str,
+        *,
+        algorithm: str = "HS256",
+        issuer: str,
+        audience: str,
+        access_ttl: timedelta = timedelta(minutes=30),
+        refresh_ttl: timedelta = timedelta(days=7),
+        leeway: timedelta = timedelta(seconds=10),
+    ) -> None:
+        if algorithm not in {"HS256", "HS384", "HS512"}:
+            raise ValueError(f"unsupported algorithm {algorithm!r}")
+        self._secret = secret
+        self._algorithm = algorithm
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = {TokenType.ACCESS: access_ttl, TokenType.REFRESH: refresh_ttl}
+        self._leeway = leeway
+
+    def create(
+        self, subject: str | int, token_type: TokenType | str, *, now: datetime | None = None
+    ) -> tuple[str, Claims]:
+        token_type = TokenType(token_type)
+        issued = (now or datetime.now(UTC)).replace(microsecond=0)
+        claims = Claims(
+            sub=str(subject),
+            type=token_type,
+            jti=uuid.uuid4().hex,
+            iat=issued,
+            exp=issued + self.ttl[token_type],
+        )
+        payload: dict[str, Any] = {
+            "sub": claims.sub,
+            "type": claims.type.value,
+            "jti": claims.jti,
+            "iat": claims.iat,
+            "exp": claims.exp,
+            "iss": self.issuer,
+            "aud": self.audience,
+        }
+        token = jwt.encode(payload, self._secret, algorithm=self._algorithm)
+        return token, claims
+
+    def create_pair(self, subject: str | int) -> TokenPair:
+        access, access_claims = self.create(subject, TokenType.ACCESS)
+        refresh, refresh_claims = self.create(subject, TokenType.REFRESH)
+        return TokenPair(access, refresh, access_claims, refresh_claims)
+
+    def decode(self, token: str, expected: TokenType | str) -> Claims:
+        """Verified claims of a token of the expected type, else `AuthenticationError` (401)."""
+        expected = TokenType(expected)
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[self._algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthenticationError("The token has expired.", code="token_expired") from None
+        except jwt.PyJWTError:
+            raise AuthenticationError("The token is not valid.", code="token_invalid") from None
+        if payload.get("type") != expected.value:
+            raise AuthenticationError(
+                f"An {expected.value} token is required.", code="token_wrong_type"
+            )
+        sub, jti = payload["sub"], payload["jti"]
+        if not isinstance(sub, str) or not isinstance(jti, str) or not sub or not jti:
+            raise AuthenticationError("The token is not valid.", code="token_invalid")
+        return Claims(
+            sub=sub,
+            type=expected,
+            jti=jti,
+            iat=datetime.fromtimestamp(int(payload["iat"]), UTC),
+            exp=datetime.fromtimestamp(int(payload["exp"]), UTC),
+        )

@@ -1,0 +1,103 @@
+"""Registration, login, refresh and logout (guide: "JWT Authentication", "User Management Flow").
+
+Registration is the guide's flow done right: the rate limit is a real dependency, the duplicate
+email is a 409 in the envelope, the welcome email goes out as a background task after the commit,
+and the registrations counter moves only when the user is committed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from patterns.db import on_commit
+from patterns.errors import AuthenticationError, PermissionDeniedError, error_responses
+from patterns.security import TokenPair, TokenType
+from patterns.security.revocation import RevocationList
+from reference_app.core.deps import AccessClaims, SessionDep, user_id_from_subject
+from reference_app.core.mail import send_welcome_email
+from reference_app.core.metrics import REGISTRATIONS
+from reference_app.core.rate_limits import login_limit, register_limit
+from reference_app.core.redis import get_redis
+from reference_app.core.security import get_passwords, get_tokens
+from reference_app.crud import user as user_crud
+from reference_app.models.user import User
+from reference_app.schemas.token import LogoutRequest, RefreshRequest, TokenResponse
+from reference_app.schemas.user import PASSWORD_MAX_LENGTH, UserRegister, UserResponse
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def _token_response(pair: TokenPair, request: Request) -> TokenResponse:
+    ttl = get_tokens(request).ttl[TokenType.ACCESS]
+    return TokenResponse(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=int(ttl.total_seconds()),
+    )
+
+
+@router.post(
+    "/register",
+    response_model=UserResponse,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[register_limit],
+    responses=error_responses(409, 422, 429),
+)
+async def register(
+    user_in: UserRegister, session: SessionDep, request: Request, background: BackgroundTasks
+) -> User:
+    """Create an account (rate limited per client); a welcome email follows."""
+    user = await user_crud.create(session, user_in, get_passwords(request))
+    on_commit(session, REGISTRATIONS.inc)
+    background.add_task(send_welcome_email, request.app.state.mailer, user.email, user.full_name)
+    return user
+
+
+@router.post(
+    "/login",
+    response_model=TokenResponse,
+    dependencies=[login_limit],
+    responses=error_responses(401, 403, 422, 429),
+)
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, request: Request
+) -> TokenResponse:
+    """OAuth2 password flow: `username` is the email. Returns an access and a refresh token."""
+    if len(form.password) > PASSWORD_MAX_LENGTH or len(form.username) > 320:
+        raise AuthenticationError("Incorrect email or password.", code="invalid_credentials")
+    user = await user_crud.authenticate(
+        session, form.username, form.password, get_passwords(request)
+    )
+    if user is None:
+        raise AuthenticationError("Incorrect email or password.", code="invalid_credentials")
+    if not user.is_active:
+        raise PermissionDeniedError("The user is inactive.", code="user_inactive")
+    return _token_response(get_tokens(request).create_pair(user.id), request)
+
+
+@router.post("/refresh", response_model=TokenResponse, responses=error_responses(401, 422))
+async def refresh(body: RefreshRequest, session: SessionDep, request: Request) -> TokenResponse:
+    """Trade a refresh token for a new pair. The old refresh token is revoked (rotation): using
+    it twice fails, even when both attempts race."""
+    claims = get_tokens(request).decode(body.refresh_token, TokenType.REFRESH)
+    user = await session.get(User, user_id_from_subject(claims.sub))
+    if user is None or not user.is_active:
+        raise AuthenticationError("The user is inactive or no longer exists.", code="user_inactive")
+    if not await RevocationList(get_redis(request)).revoke_once(claims):
+        raise AuthenticationError("The token has been revoked.", code="token_revoked")
+    return _token_response(get_tokens(request).create_pair(user.id), request)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 422))
+async def logout(claims: AccessClaims, request: Request, body: LogoutRequest | None = None) -> None:
+    """Revoke this access token (and the refresh token, if given) until they would expire."""
+    revocations = RevocationList(get_redis(request))
+    await revocations.revoke(claims)
+    if body and body.refresh_token:
+        refresh_claims = get_tokens(request).decode(body.refresh_token, TokenType.REFRESH)
+        if refresh_claims.sub != claims.sub:
+            raise AuthenticationError("The refresh token belongs to another user.")
+        await revocations.revoke(refresh_claims)

@@ -1,0 +1,35 @@
+"""The app's rate limits (guide: "Rate Limiting", "User Management Flow"), from settings."""
+
+from __future__ import annotations
+
+from fastapi import Depends, Request
+
+from patterns.rate_limit import Rate, RateLimit, client_ip
+from reference_app.core.metrics import RATE_LIMIT_REJECTIONS
+from reference_app.core.redis import get_redis
+
+
+def _setting(name: str) -> object:
+    def rate(request: Request) -> Rate:
+        return Rate.parse(getattr(request.app.state.settings, f"rate_limit_{name}"))
+
+    return rate
+
+
+def _fail_open(request: Request) -> bool:
+    return bool(request.app.state.settings.rate_limit_fail_open)
+
+
+def _limit(name: str) -> RateLimit:
+    return RateLimit(
+        name,
+        rate=_setting(name),  # type: ignore[arg-type]
+        redis=get_redis,
+        key=client_ip,
+        fail_open=_fail_open,
+        on_reject=lambda limit: RATE_LIMIT_REJECTIONS.labels(limit=limit).inc(),
+    )
+
+
+register_limit = Depends(_limit("register"))
+login_limit = Depends(_limit("login"))

@@ -1,0 +1,31 @@
+"""The app's password hasher and token service, built from settings once per app."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import Request
+
+from patterns.security import PasswordHasher, TokenService
+from reference_app.core.config import Settings
+
+
+def make_token_service(settings: Settings) -> TokenService:
+    return TokenService(
+        settings.secret_key.get_secret_value(),
+        algorithm=settings.jwt_algorithm,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
+        refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+    )
+
+
+def get_tokens(request: Request) -> TokenService:
+    tokens: TokenService = request.app.state.tokens
+    return tokens
+
+
+def get_passwords(request: Request) -> PasswordHasher:
+    hasher: PasswordHasher = request.app.state.passwords
+    return hasher

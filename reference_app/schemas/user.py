@@ -1,0 +1,65 @@
+"""User schemas (guide: "Type Safety"): create with a minimum password length, update, and a
+response that carries no secrets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from patterns.validation import NoNul
+from reference_app.models.user import Role
+
+PASSWORD_MIN_LENGTH = 8
+# Bounded: argon2 cost grows with input, and bcrypt (legacy hashes) refuses more than 72 bytes.
+PASSWORD_MAX_LENGTH = 128
+
+Email = Annotated[EmailStr, AfterValidator(str.lower), Field(max_length=320)]
+"""Emails are compared and stored lower-cased (the unique index is then case-insensitive)."""
+Password = Annotated[
+    str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
+]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), NoNul]
+
+
+class UserBase(BaseModel):
+    email: Email
+    full_name: FullName | None = None
+
+
+class UserRegister(UserBase):
+    """Self-service sign-up: always an active user with the `user` role."""
+
+    model_config = ConfigDict(extra="forbid")
+    password: Password
+
+
+class UserCreate(UserRegister):
+    """An admin creating an account may pick its role and state."""
+
+    role: Role = Role.USER
+    is_active: bool = True
+
+
+class UserUpdateMe(BaseModel):
+    """What users may change about themselves; a new password needs the current one."""
+
+    model_config = ConfigDict(extra="forbid")
+    full_name: FullName | None = None
+    password: Password | None = None
+    current_password: Annotated[str, StringConstraints(max_length=PASSWORD_MAX_LENGTH)] | None = (
+        None
+    )
+
+
+class UserResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    full_name: str | None
+    is_active: bool
+    role: Role
+    created_at: datetime
+    updated_at: datetime

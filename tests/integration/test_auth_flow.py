@@ -1,0 +1,255 @@
+"""Registration, login, refresh and logout on real PostgreSQL and Redis (guide: "Testing
+Authentication Flow", "User Management Flow")."""
+
+from __future__ import annotations
+
+import asyncio
+
+import bcrypt
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reference_app.core.mail import RecordingMailBackend
+from reference_app.models.user import Role, User
+from tests.integration.conftest import AccountFactory
+
+REGISTER = "/api/v1/auth/register"
+LOGIN = "/api/v1/auth/login"
+
+
+async def _users(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+def _registrations() -> float:
+    return REGISTRY.get_sample_value("user_registrations_total") or 0.0
+
+
+async def test_guide_login_flow_register_login_then_protected_endpoint(
+    client: AsyncClient, mailer: RecordingMailBackend
+) -> None:
+    before = _registrations()
+    r = await client.post(REGISTER, json={"email": "test@example.com", "password": "testpass123"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["email"] == "test@example.com"
+    assert body["role"] == "user"
+    assert "password" not in r.text
+    assert "hashed" not in r.text
+
+    r = await client.post(LOGIN, data={"username": "test@example.com", "password": "testpass123"})
+    assert r.status_code == 200, r.text
+    tokens = r.json()
+    assert tokens["token_type"] == "bearer"
+    assert tokens["expires_in"] == 30 * 60
+
+    r = await client.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert r.status_code == 200
+    assert r.json()["email"] == "test@example.com"
+    # The welcome email went out after the response, and the counter moved once.
+    assert [m[0] for m in mailer.sent] == ["test@example.com"]
+    assert _registrations() == before + 1
+
+
+@pytest.mark.parametrize("variant", ["Dup@Example.com", "DUP@EXAMPLE.COM", "dup@example.com"])
+async def test_duplicate_email_in_any_case_is_409_and_writes_nothing(
+    client: AsyncClient, db_session: AsyncSession, variant: str
+) -> None:
+    r = await client.post(REGISTER, json={"email": "dup@example.com", "password": "password-1"})
+    assert r.status_code == 201
+    before = await _users(db_session)
+    r = await client.post(REGISTER, json={"email": variant, "password": "password-2"})
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "email_taken"
+    assert await _users(db_session) == before
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"email": "not-an-email", "password": "password-1"},
+        {"email": "a@example.com", "password": "short"},
+        {"email": "a@example.com", "password": "x" * 129},
+        {"email": "a@example.com", "password": "password-1", "role": "admin"},
+        {"email": "a@example.com", "password": "password-1", "full_name": "nul\x00byte"},
+        {"email": ["a@example.com"], "password": "password-1"},
+        {"email": "a@example.com", "password": 12345678},
+    ],
+    ids=["empty", "bad-email", "short-pw", "long-pw", "role-escalation", "nul", "list", "int-pw"],
+)
+async def test_malformed_registration_is_422_in_the_envelope_and_writes_nothing(
+    client: AsyncClient, db_session: AsyncSession, payload: dict[str, object]
+) -> None:
+    r = await client.post(REGISTER, json=payload)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "validation_error"
+    assert await _users(db_session) == 0
+
+
+async def test_wrong_password_and_unknown_email_get_the_same_401(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    wrong = await client.post(LOGIN, data={"username": account.user.email, "password": "nope-nope"})
+    unknown = await client.post(LOGIN, data={"username": "ghost@example.com", "password": "x" * 9})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json()["error"]["code"] == unknown.json()["error"]["code"] == "invalid_credentials"
+    assert wrong.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_login_email_is_case_insensitive(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    r = await client.post(
+        LOGIN, data={"username": account.user.email.upper(), "password": account.password}
+    )
+    assert r.status_code == 200
+
+
+async def test_inactive_user_cannot_log_in(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account(active=False)
+    r = await client.post(
+        LOGIN, data={"username": account.user.email, "password": account.password}
+    )
+    assert r.status_code == 403
+    assert r.json()["error"]["code"] == "user_inactive"
+
+
+async def test_bcrypt_hash_still_verifies_and_is_upgraded_to_argon2_at_login(
+    client: AsyncClient, db_session: AsyncSession
+) -> None:
+    legacy = bcrypt.hashpw(b"legacy-password", bcrypt.gensalt(rounds=4)).decode()
+    user = User(email="legacy@example.com", hashed_password=legacy, role=Role.USER.value)
+    db_session.add(user)
+    await db_session.flush()
+    r = await client.post(
+        LOGIN, data={"username": "legacy@example.com", "password": "legacy-password"}
+    )
+    assert r.status_code == 200
+    stored = await db_session.scalar(select(User.hashed_password).where(User.id == user.id))
+    assert stored is not None
+    assert stored.startswith("$argon2id$")
+    r = await client.post(
+        LOGIN, data={"username": "legacy@example.com", "password": "legacy-password"}
+    )
+    assert r.status_code == 200
+
+
+async def test_refresh_rotates_and_a_refresh_token_works_only_once(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    tokens = (
+        await client.post(
+            LOGIN, data={"username": account.user.email, "password": account.password}
+        )
+    ).json()
+    first = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert first.status_code == 200
+    new = first.json()
+    assert new["refresh_token"] != tokens["refresh_token"]
+    me = await client.get(
+        "/api/v1/users/me", headers={"Authorization": f"Bearer {new['access_token']}"}
+    )
+    assert me.status_code == 200
+    again = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert again.status_code == 401
+    assert again.json()["error"]["code"] == "token_revoked"
+
+
+async def test_racing_refreshes_with_one_token_let_exactly_one_through(
+    app: FastAPI, client: AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    refresh, _ = app.state.tokens.create(account.user.id, "refresh")
+    # The session is shared by the test client, so race only the Redis step: the revocation
+    # (SET NX) decides which use wins.
+    from patterns.security import TokenType
+    from patterns.security.revocation import RevocationList
+
+    claims = app.state.tokens.decode(refresh, TokenType.REFRESH)
+    results = await asyncio.gather(
+        *(RevocationList(app.state.redis).revoke_once(claims) for _ in range(20))
+    )
+    assert results.count(True) == 1
+
+
+async def test_logout_revokes_access_and_refresh_tokens(
+    client: AsyncClient, make_account: AccountFactory, app: FastAPI
+) -> None:
+    account = await make_account()
+    tokens = (
+        await client.post(
+            LOGIN, data={"username": account.user.email, "password": account.password}
+        )
+    ).json()
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    r = await client.post(
+        "/api/v1/auth/logout", headers=headers, json={"refresh_token": tokens["refresh_token"]}
+    )
+    assert r.status_code == 204
+    r = await client.get("/api/v1/users/me", headers=headers)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "token_revoked"
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 401
+    # Revocation lasts as long as the token would have lived, no longer.
+    ttl = await app.state.redis.ttl(
+        f"auth:revoked:{app.state.tokens.decode(tokens['access_token'], 'access').jti}"
+    )
+    assert 29 * 60 < ttl <= 30 * 60
+
+
+async def test_update_me_changes_name_and_password_with_the_current_one(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    r = await client.patch("/api/v1/users/me", headers=account.headers, json={"full_name": "Ada L"})
+    assert r.status_code == 200
+    assert r.json()["full_name"] == "Ada L"
+    r = await client.patch(
+        "/api/v1/users/me", headers=account.headers, json={"password": "brand-new-pass"}
+    )
+    assert r.status_code == 422
+    r = await client.patch(
+        "/api/v1/users/me",
+        headers=account.headers,
+        json={"password": "brand-new-pass", "current_password": "wrong-one"},
+    )
+    assert r.status_code == 401
+    r = await client.patch(
+        "/api/v1/users/me",
+        headers=account.headers,
+        json={"password": "brand-new-pass", "current_password": account.password},
+    )
+    assert r.status_code == 200
+    r = await client.post(
+        LOGIN, data={"username": account.user.email, "password": "brand-new-pass"}
+    )
+    assert r.status_code == 200
+
+
+async def test_admin_creates_a_manager(client: AsyncClient, make_account: AccountFactory) -> None:
+    admin = await make_account(Role.ADMIN)
+    r = await client.post(
+        "/api/v1/users/",
+        headers=admin.headers,
+        json={"email": "Boss@Example.com", "password": "manager-pass", "role": "manager"},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["role"] == "manager"
+    assert r.json()["email"] == "boss@example.com"

@@ -1,0 +1,137 @@
+"""Passwords and tokens without servers (guide: "JWT Authentication", "Password Security")."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+
+import bcrypt
+import jwt
+import pytest
+
+from patterns.errors import AuthenticationError
+from patterns.security import PasswordHasher, TokenService, TokenType
+from patterns.security.passwords import OWASP_MEMORY_KIB, OWASP_TIME_COST
+
+SECRET = "unit-test-secret-0123456789-abcdefghijklmnop"
+
+
+@pytest.fixture(scope="module")
+def hasher() -> PasswordHasher:
+    return PasswordHasher()
+
+
+@pytest.fixture
+def tokens() -> TokenService:
+    return TokenService(SECRET, issuer="kit", audience="kit-api")
+
+
+def test_new_hashes_are_argon2id_at_owasp_parameters_or_above(hasher: PasswordHasher) -> None:
+    hashed = hasher.hash("correct horse")
+    assert hashed.startswith("$argon2id$")
+    params = dict(p.split("=") for p in hashed.split("$")[3].split(","))
+    assert int(params["m"]) >= OWASP_MEMORY_KIB == 19456
+    assert int(params["t"]) >= OWASP_TIME_COST == 2
+    assert hasher.verify_and_update("correct horse", hashed) == (True, None)
+    assert hasher.verify_and_update("wrong horse", hashed)[0] is False
+
+
+def test_parameters_below_owasp_are_refused() -> None:
+    with pytest.raises(ValueError, match="OWASP"):
+        PasswordHasher(memory_cost=4096)
+
+
+def test_bcrypt_hash_verifies_and_asks_for_a_rehash(hasher: PasswordHasher) -> None:
+    legacy = bcrypt.hashpw(b"old secret", bcrypt.gensalt(rounds=4)).decode()
+    valid, new_hash = hasher.verify_and_update("old secret", legacy)
+    assert valid
+    assert new_hash is not None
+    assert new_hash.startswith("$argon2id$")
+
+
+def test_unknown_user_and_corrupt_hash_fail_without_raising(hasher: PasswordHasher) -> None:
+    assert hasher.verify_and_update("anything", None) == (False, None)
+    assert hasher.verify_and_update("anything", "$unknown$scheme") == (False, None)
+
+
+async def test_hashing_runs_off_the_event_loop(hasher: PasswordHasher) -> None:
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    original = hasher.hash
+
+    def spy(password: str) -> str:
+        seen.append(threading.get_ident())
+        return original(password)
+
+    hasher.hash = spy  # type: ignore[method-assign]
+    try:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        await hasher.hash_async("pw")
+        task.cancel()
+    finally:
+        del hasher.hash
+    assert seen
+    assert seen[0] != loop_thread
+    assert ticks > 0  # the loop kept running while argon2 worked
+
+
+def test_tokens_round_trip_with_string_sub_and_all_claims(tokens: TokenService) -> None:
+    token, claims = tokens.create(42, TokenType.ACCESS)
+    payload = jwt.decode(token, options={"verify_signature": False})
+    assert payload["sub"] == "42"
+    assert set(payload) == {"sub", "type", "jti", "iat", "exp", "iss", "aud"}
+    assert payload["exp"] - payload["iat"] == 30 * 60
+    decoded = tokens.decode(token, TokenType.ACCESS)
+    assert decoded == claims
+
+
+def test_refresh_tokens_live_seven_days_by_default(tokens: TokenService) -> None:
+    _, claims = tokens.create("1", TokenType.REFRESH)
+    assert claims.exp - claims.iat == timedelta(days=7)
+
+
+def test_pyjwt_rejects_an_integer_sub_as_the_guide_encodes_it() -> None:
+    """Erratum (guide "Token Management"): `{"sub": user_id}` with an int no longer decodes."""
+    token = jwt.encode({"sub": 42, "exp": datetime.now(UTC) + timedelta(minutes=5)}, SECRET)
+    with pytest.raises(jwt.exceptions.InvalidSubjectError, match="Subject must be a string"):
+        jwt.decode(token, SECRET, algorithms=["HS256"])
+
+
+def test_a_token_without_expiry_is_refused(tokens: TokenService) -> None:
+    """Erratum-adjacent (guide "Token Management", the wrong way): no `exp` never dies; the
+    kit requires `exp`."""
+    now = datetime.now(UTC)
+    forever = jwt.encode(
+        {"sub": "1", "type": "access", "jti": "x", "iat": now, "iss": "kit", "aud": "kit-api"},
+        SECRET,
+    )
+    with pytest.raises(AuthenticationError) as info:
+        tokens.decode(forever, TokenType.ACCESS)
+    assert info.value.error_code == "token_invalid"
+
+
+def test_unsupported_algorithm_is_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match="unsupported"):
+        TokenService(SECRET, algorithm="none", issuer="i", audience="a")
+
+
+def test_passlib_bcrypt_context_fails_on_bcrypt_5() -> None:
+    """Erratum (guide "JWT Authentication"): passlib's `CryptContext(schemes=["bcrypt"])` cannot
+    hash with bcrypt 5 (its self-test feeds bcrypt a password over 72 bytes, which bcrypt 5
+    refuses), so the guide's `pwd_context` breaks on a current install."""
+    passlib_context = pytest.importorskip("passlib.context")
+    from importlib.metadata import version
+
+    assert version("bcrypt").startswith("5.")
+    ctx = passlib_context.CryptContext(schemes=["bcrypt"], deprecated="auto")
+    with pytest.raises(ValueError, match="72 bytes"):
+        ctx.hash("testpass123")
