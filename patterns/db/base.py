@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Integer, func
+from sqlalchemy import DateTime, Dialect, Integer, text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -21,6 +21,10 @@ NAMING_CONVENTION: dict[str, str] = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# Portable: PostgreSQL and SQLite both know CURRENT_TIMESTAMP; `now()` is PostgreSQL-only.
+CURRENT_TIMESTAMP = text("CURRENT_TIMESTAMP")
 
 
 def utcnow() -> datetime:
@@ -62,8 +66,12 @@ class TimestampMixin:
     the server for raw SQL."""
 
     created_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), default=utcnow, server_default=func.now(), nullable=False
+        UTCDateTime(), default=utcnow, server_default=CURRENT_TIMESTAMP, nullable=False
     )
     updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), default=utcnow, onupdate=utcnow, server_default=func.now(), nullable=False
+        UTCDateTime(),
+        default=utcnow,
+        onupdate=utcnow,
+        server_default=CURRENT_TIMESTAMP,
+        nullable=False,
     )

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, CheckConstraint, String, true
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reference_app.models.base import Model
+
+if TYPE_CHECKING:
+    from reference_app.models.item import Item
 
 
 class Role(enum.StrEnum):
@@ -32,6 +36,12 @@ class User(Model):
     )
     role: Mapped[str] = mapped_column(
         String(16), default=Role.USER.value, server_default=Role.USER.value, nullable=False
+    )
+
+    # The guide's cascade, kept: deleting a user deletes their items (the database does it,
+    # ON DELETE CASCADE, so nothing is loaded first). lazy="raise": load it explicitly.
+    items: Mapped[list[Item]] = relationship(
+        back_populates="owner", cascade="all, delete-orphan", passive_deletes=True, lazy="raise"
     )
 
     @property
