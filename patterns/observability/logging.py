@@ -1,0 +1,285 @@
+"""structlog set-up: JSON or console, request ids, redaction (guide: "Structured Logging").
+
+One pipeline for every line: structlog's own loggers and stdlib loggers (uvicorn, SQLAlchemy,
+Celery, anything) are all rendered by structlog's `ProcessorFormatter` on the root logger's
+handlers, so a JSON deployment emits nothing but JSON. Each line carries `timestamp`, `level`,
+`logger`, `event` and `request_id` (null outside a request), plus anything bound with
+`structlog.contextvars` (a Celery task's id and name).
+
+Secrets are removed by `redact_secrets`, the last step before rendering: values under keys that
+name a secret, and JWTs, `Bearer`/`Basic` credentials and `password=...` pairs found inside any
+string, tracebacks included.
+
+The guide's rotating file handler is kept (`log_file`), always writing JSON: a file is read by
+machines. Each process rotates its own handle, so with several workers give each its own file
+or log to stderr and let the platform collect it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import logging.handlers
+import re
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TextIO
+
+import structlog
+from structlog.dev import ConsoleRenderer, RichTracebackFormatter
+from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
+
+from patterns.observability.request_id import get_request_id
+
+REDACTED: Final = "[REDACTED]"
+# A key is secret when its lower-cased name contains one of these.
+SECRET_KEY_PARTS: Final = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "authorization",
+    "cookie",
+    "api_key",
+    "apikey",
+    "credential",
+    "private_key",
+)
+_KEY_WORDS = r"password|passwd|secret|token|api[_-]?key|authorization|cookie|credential"
+_SECRET_IN_TEXT = re.compile(
+    # A JWT: base64url header and payload, both JSON objects, so both start with "eyJ".
+    r"(?P<jwt>\beyJ[\w-]{4,}\.eyJ[\w-]{4,}\.[\w-]*)"
+    # "Bearer <token>" / "Basic <credentials>" (an Authorization header's value).
+    r"|(?P<scheme>\b(?:bearer|basic)\s+)[\w.~+/=-]{4,}"
+    # "password=..." / "'api_key': '...'" / "token: ..." in free text, reprs and query strings.
+    rf"|(?P<key>\b[\w-]*(?:{_KEY_WORDS})[\w-]*[\"']?\s*[=:]\s*[\"']?)"
+    r"(?:(?:bearer|basic)\s+)?[^\s\"'&,;)}\]]+",
+    re.IGNORECASE,
+)
+# Written into an exception once it has been logged with its traceback; see
+# `DropAlreadyLoggedExceptions`.
+LOGGED_MARK: Final = "_kit_exception_logged"
+_KIT_HANDLER: Final = "_kit_handler"
+# Loggers that configure their own handlers (uvicorn's dictConfig) or that we want to be sure
+# reach the root: cleared and set to propagate, so their lines are rendered like ours.
+ADOPTED_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access")
+DEFAULT_FILE_MAX_BYTES: Final = 10 * 1024 * 1024  # the guide's 10 MB
+DEFAULT_FILE_BACKUPS: Final = 5
+
+
+def _replace_in_text(match: re.Match[str]) -> str:
+    if match.group("jwt"):
+        return REDACTED
+    prefix = match.group("scheme") or match.group("key")
+    return f"{prefix}{REDACTED}"
+
+
+def redact_text(text: str) -> str:
+    """The text with JWTs, Bearer/Basic credentials and `secret=value` pairs replaced."""
+    return _SECRET_IN_TEXT.sub(_replace_in_text, text)
+
+
+def is_secret_key(key: object) -> bool:
+    return isinstance(key, str) and any(part in key.lower() for part in SECRET_KEY_PARTS)
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {k: REDACTED if is_secret_key(k) else _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, bytes):
+        return redact_text(value.decode("utf-8", "replace"))
+    # Anything else would be rendered through repr() by the JSON renderer, after this step:
+    # render it here so a model's `password='...'` field is scanned too.
+    return redact_text(repr(value))
+
+
+def redact_secrets(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: redact secret-named keys and secret-looking strings, recursively."""
+    for key, value in event_dict.items():
+        if key == "exc_info":
+            # Rendered later by the console renderer, through a redacting formatter.
+            continue
+        event_dict[key] = REDACTED if is_secret_key(key) else _redact_value(value)
+    return event_dict
+
+
+def add_request_id(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: the id of the request (or of the request that queued a task)."""
+    event_dict.setdefault("request_id", get_request_id())
+    return event_dict
+
+
+class DropAlreadyLoggedExceptions(logging.Filter):
+    """Drop a record whose exception the observability middleware already logged.
+
+    Starlette re-raises an unhandled exception after rendering the 500, and uvicorn then logs it
+    again as "Exception in ASGI application", without the request id. The middleware logs it
+    first, with the request's context, and marks the exception; this filter drops the repeat.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (exc is not None and getattr(exc, LOGGED_MARK, False))
+
+
+def mark_logged(exc: BaseException) -> None:
+    setattr(exc, LOGGED_MARK, True)
+
+
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is now, not the object it was at configuration time
+    (pytest swaps it per test; a handler holding a closed capture stream would fail)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+def _redacting(
+    formatter: Callable[[TextIO, ExcInfo], None],
+) -> Callable[[TextIO, ExcInfo], None]:
+    def format_exception(sio: TextIO, exc_info: ExcInfo) -> None:
+        buffer = io.StringIO()
+        formatter(buffer, exc_info)
+        sio.write(redact_text(buffer.getvalue()))
+
+    return format_exception
+
+
+def _drop_missing_request_id(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
+    # JSON keeps the key (null) so every document has the same shape; a console reader does
+    # not need "request_id=None" on every start-up line.
+    if event_dict.get("request_id") is None:
+        event_dict.pop("request_id", None)
+    return event_dict
+
+
+def _shared_processors() -> list[Processor]:
+    """What every line gets, whether it came from structlog or from a stdlib logger."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        add_request_id,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def _formatter(json: bool, colors: bool) -> structlog.stdlib.ProcessorFormatter:
+    renderer: Processor
+    if json:
+        tail: list[Processor] = [
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        # Locals are off: a frame's locals are where passwords sit.
+        traceback = RichTracebackFormatter(
+            show_locals=False, color_system="auto" if colors else None
+        )
+        renderer = ConsoleRenderer(colors=colors, exception_formatter=_redacting(traceback))
+        tail = [_drop_missing_request_id, redact_secrets, renderer]
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+    )
+
+
+_current: tuple[object, ...] | None = None
+
+
+def configure_logging(
+    *,
+    level: str | int = "INFO",
+    json: bool = False,
+    log_file: str | None = None,
+    stream: TextIO | None = None,
+    file_max_bytes: int = DEFAULT_FILE_MAX_BYTES,
+    file_backup_count: int = DEFAULT_FILE_BACKUPS,
+) -> None:
+    """Route structlog and stdlib logging through one structlog pipeline on the root logger.
+
+    Idempotent: the same arguments again change nothing; new ones replace the handlers this
+    function installed before (and only those: handlers others put on the root, such as
+    pytest's capture, are left alone).
+    """
+    global _current
+    root = logging.getLogger()
+    fingerprint = (level, json, log_file, id(stream), file_max_bytes, file_backup_count)
+    ours = [h for h in root.handlers if getattr(h, _KIT_HANDLER, False)]
+    if fingerprint == _current and ours:
+        return
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+    target: TextIO = stream if stream is not None else _CurrentStderr()  # type: ignore[assignment]
+    console = logging.StreamHandler(target)
+    console.setFormatter(_formatter(json, colors=not json and target.isatty()))
+    handlers: list[logging.Handler] = [console]
+    if log_file:
+        file_handler = logging.handlers.RotatingFileHandler(
+            log_file,
+            maxBytes=file_max_bytes,
+            backupCount=file_backup_count,
+            encoding="utf-8",
+            delay=True,
+        )
+        file_handler.setFormatter(_formatter(json=True, colors=False))
+        handlers.append(file_handler)
+
+    for handler in ours:
+        root.removeHandler(handler)
+        handler.close()
+    for handler in handlers:
+        setattr(handler, _KIT_HANDLER, True)
+        handler.addFilter(DropAlreadyLoggedExceptions())
+        root.addHandler(handler)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+
+    for name in ADOPTED_LOGGERS:
+        adopted = logging.getLogger(name)
+        adopted.handlers.clear()
+        adopted.propagate = True
+    _current = fingerprint
+
+
+def reset_logging() -> None:
+    """Remove the handlers `configure_logging` installed and structlog's configuration (tests)."""
+    global _current
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, _KIT_HANDLER, False)]:
+        root.removeHandler(handler)
+        handler.close()
+    structlog.reset_defaults()
+    _current = None
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    """A structlog logger that renders through the configured pipeline."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger
