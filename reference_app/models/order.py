@@ -46,6 +46,8 @@ class Order(Model):
     )
     total: Mapped[Decimal] = mapped_column(Numeric(12, 2), nullable=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    # SHA-256 of the request body: the same key with a different body is refused, not replayed.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
 
     lines: Mapped[list[OrderItem]] = relationship(
         back_populates="order",

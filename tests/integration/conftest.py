@@ -89,7 +89,9 @@ def make_account(app: FastAPI, db_session: AsyncSession) -> AccountFactory:
             is_active=active,
         )
         db_session.add(user)
-        await db_session.flush()
+        # commit() releases a SAVEPOINT (the harness's outer transaction is still rolled back
+        # after the test) so a request that fails and rolls back keeps this account.
+        await db_session.commit()
         token, _ = app.state.tokens.create(user.id, TokenType.ACCESS)
         return Account(user, password, token)
 

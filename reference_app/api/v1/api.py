@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from reference_app.api.v1.endpoints import auth, users
+from reference_app.api.v1.endpoints import auth, items, users
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
+api_router.include_router(items.router)

@@ -81,6 +81,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("total", sa.Numeric(precision=12, scale=2), nullable=False),
         sa.Column("idempotency_key", sa.String(length=128), nullable=True),
+        sa.Column("request_hash", sa.String(length=64), nullable=True),
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column(
             "created_at",

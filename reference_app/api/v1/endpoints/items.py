@@ -1,0 +1,128 @@
+"""The catalog (guide: "Pagination", "Filtering", "CRUD Operations"): public reads, writes by the
+owner, a manager or an admin, and stock managed by staff."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from patterns.db import utcnow
+from patterns.errors import ConflictError, PermissionDeniedError, error_responses
+from patterns.pagination import (
+    CursorPage,
+    CursorParamsDep,
+    Keyset,
+    Page,
+    PageParamsDep,
+    paginate,
+    paginate_keyset,
+)
+from patterns.validation import IdPath
+from reference_app.core.deps import CurrentUser, SessionDep, StaffUser
+from reference_app.crud import activity
+from reference_app.crud.item import items
+from reference_app.models.item import Inventory, Item
+from reference_app.models.user import Role, User
+from reference_app.schemas.item import ItemCreate, ItemFilter, ItemResponse, ItemUpdate
+from reference_app.schemas.order import InventoryResponse, InventoryUpdate
+
+router = APIRouter(prefix="/items", tags=["items"])
+ItemFilters = Annotated[ItemFilter, Query()]
+
+
+def _ensure_can_edit(user: User, item: Item) -> None:
+    if item.owner_id != user.id and user.roles.isdisjoint({Role.MANAGER, Role.ADMIN}):
+        raise PermissionDeniedError("Only the owner, a manager or an admin may change this item.")
+
+
+@router.get("", response_model=Page[ItemResponse], responses=error_responses(422))
+async def list_items(
+    session: SessionDep, params: PageParamsDep, filters: ItemFilters
+) -> Page[ItemResponse]:
+    """Items, filtered and paginated: one COUNT and one SELECT, whatever the page size."""
+    stmt = filters.apply(select(Item)).order_by(Item.id)
+    return await paginate(session, stmt, params, schema=ItemResponse)
+
+
+@router.get("/scroll", response_model=CursorPage[ItemResponse], responses=error_responses(422))
+async def scroll_items(
+    session: SessionDep, params: CursorParamsDep, filters: ItemFilters
+) -> CursorPage[ItemResponse]:
+    """Keyset pages for deep scrolling: pass `next_cursor` back as `cursor`."""
+    stmt = filters.apply(select(Item))
+    return await paginate_keyset(session, stmt, Keyset(Item.id), params, schema=ItemResponse)
+
+
+@router.post(
+    "",
+    response_model=ItemResponse,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 422),
+)
+async def create_item(item_in: ItemCreate, user: CurrentUser, session: SessionDep) -> Item:
+    """Create an item you own, with an empty stock."""
+    item = await items.create(session, item_in, owner_id=user.id)
+    session.add(Inventory(item_id=item.id, quantity=0))
+    activity.record(session, user.id, "item_created", item.title)
+    return item
+
+
+@router.get("/{item_id}", response_model=ItemResponse, responses=error_responses(404, 422))
+async def read_item(item_id: IdPath, session: SessionDep) -> Item:
+    """One item."""
+    return await items.get_or_404(session, item_id)
+
+
+@router.patch(
+    "/{item_id}", response_model=ItemResponse, responses=error_responses(401, 403, 404, 422)
+)
+async def update_item(
+    item_id: IdPath, changes: ItemUpdate, user: CurrentUser, session: SessionDep
+) -> Item:
+    """Change an item (owner, manager or admin)."""
+    item = await items.get_or_404(session, item_id)
+    _ensure_can_edit(user, item)
+    return await items.update(session, item, changes)
+
+
+@router.delete(
+    "/{item_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def delete_item(item_id: IdPath, user: CurrentUser, session: SessionDep) -> None:
+    """Delete an item (owner, manager or admin); an item that was ordered is kept (409)."""
+    item = await items.get_or_404(session, item_id)
+    _ensure_can_edit(user, item)
+    try:
+        await items.delete(session, item)
+    except IntegrityError:
+        raise ConflictError(
+            "This item appears in orders and cannot be deleted.", code="item_in_use"
+        ) from None
+
+
+@router.put(
+    "/{item_id}/inventory",
+    response_model=InventoryResponse,
+    responses=error_responses(401, 403, 404, 422),
+)
+async def set_inventory(
+    item_id: IdPath, body: InventoryUpdate, staff: StaffUser, session: SessionDep
+) -> Inventory:
+    """Set an item's stock (managers and admins)."""
+    await items.get_or_404(session, item_id)
+    inventory = await session.scalar(
+        select(Inventory).where(Inventory.item_id == item_id).with_for_update()
+    )
+    if inventory is None:
+        inventory = Inventory(item_id=item_id, quantity=body.quantity)
+        session.add(inventory)
+    else:
+        inventory.quantity = body.quantity
+        inventory.updated_at = utcnow()
+    await session.flush()
+    return inventory
