@@ -253,3 +253,16 @@ async def test_admin_creates_a_manager(client: AsyncClient, make_account: Accoun
     assert r.status_code == 201, r.text
     assert r.json()["role"] == "manager"
     assert r.json()["email"] == "boss@example.com"
+
+
+async def test_admin_lists_users_in_pages(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    admin = await make_account(Role.ADMIN)
+    for _ in range(4):
+        await make_account()
+    r = await client.get("/api/v1/admin/users", headers=admin.headers, params={"limit": 2})
+    assert r.status_code == 200
+    page = r.json()
+    assert (page["total"], page["size"], page["pages"], len(page["items"])) == (5, 2, 3, 2)
+    assert "hashed_password" not in r.text

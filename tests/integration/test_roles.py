@@ -38,6 +38,18 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[Role | None, int]]] = [
         None,
         {ANON: 401, Role.USER: 204, Role.MANAGER: 204, Role.ADMIN: 204},
     ),
+    (
+        "GET",
+        "/api/v1/admin/users",
+        None,
+        {ANON: 401, Role.USER: 403, Role.MANAGER: 403, Role.ADMIN: 200},
+    ),
+    (
+        "POST",
+        "/api/v1/items",
+        {"title": "Lamp", "category": "home", "price": "9.99"},
+        {ANON: 401, Role.USER: 201, Role.MANAGER: 201, Role.ADMIN: 201},
+    ),
 ]
 
 CASES = [
