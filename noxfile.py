@@ -104,5 +104,16 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
 
 
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The docs site in strict mode (a broken link fails); `nox -s docs -- serve` serves it."""
+    _install(session, "docs")
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:], env=env)
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
+
+
 if __name__ == "__main__":
     nox.main()
