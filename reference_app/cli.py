@@ -84,7 +84,28 @@ def _create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from patterns.db import Database
+    from reference_app.seed import seed
+
+    settings = get_settings()
+
+    async def run() -> dict[str, int]:
+        database = Database.from_url(settings.database_url)
+        try:
+            return await seed(database.sessionmaker, users=args.users, items=args.items)
+        finally:
+            await database.dispose()
+
+    added = asyncio.run(run())
+    print(f"seed: {added['users']} users and {added['items']} items added (existing rows kept)")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "seed": _seed,
     "serve": _serve,
     "migrate": _migrate,
     "create-admin": _create_admin,
@@ -104,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate = sub.add_parser("migrate", help="apply Alembic migrations (upgrade head)")
     migrate.add_argument("revision", nargs="?", default="head")
+    seed = sub.add_parser(
+        "seed", help="demo users and stocked items; running it twice adds nothing"
+    )
+    seed.add_argument("--users", type=int, default=50)
+    seed.add_argument("--items", type=int, default=5000)
     admin = sub.add_parser(
         "create-admin",
         help="create an admin (password from KIT_ADMIN_PASSWORD or a prompt); idempotent",

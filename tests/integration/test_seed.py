@@ -1,0 +1,41 @@
+"""`python -m reference_app seed`: demo data, and a second run changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from reference_app.models.item import Inventory, Item
+from reference_app.models.user import User
+
+
+async def _counts(committed_db: async_sessionmaker[AsyncSession]) -> tuple[int, int, int]:
+    async with committed_db() as s:
+        users = await s.scalar(select(func.count()).select_from(User))
+        items = await s.scalar(select(func.count()).select_from(Item))
+        stock = await s.scalar(select(func.count()).select_from(Inventory))
+    return int(users or 0), int(items or 0), int(stock or 0)
+
+
+async def test_seed_twice_changes_nothing(
+    database_url: str, committed_db: async_sessionmaker[AsyncSession]
+) -> None:
+    env = {**os.environ, "KIT_DATABASE_URL": database_url}
+    cmd = [sys.executable, "-m", "reference_app", "seed", "--users", "5", "--items", "1500"]
+    first = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert "8 users and 1500 items added" in first.stdout
+    after_first = await _counts(committed_db)
+    assert after_first == (8, 1500, 1500)
+    second = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert "0 users and 0 items added" in second.stdout
+    assert await _counts(committed_db) == after_first
+    async with committed_db() as s:
+        guide_user = await s.scalar(select(User).where(User.email == "test@example.com"))
+    assert guide_user is not None
