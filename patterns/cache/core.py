@@ -1,0 +1,531 @@
+"""The response cache: read-through Redis with a memory tier, tags, stampede protection and a
+database fallback (guide: "Redis Caching", "Multi-Level Caching", "Cache Warming",
+"Caching Pitfalls"). The design is described in `patterns.cache`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol, TypeVar, overload
+
+from pydantic import TypeAdapter
+from pydantic_core import to_json
+from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from patterns.cache.keys import CacheSpec, make_key
+from patterns.cache.memory import MemoryTier
+from patterns.db.session import on_commit
+
+__all__ = ["Cache", "CounterLike", "WarmEntry", "WarmReport"]
+
+logger = logging.getLogger("patterns.cache")
+
+M = TypeVar("M")
+Compute = Callable[[], Awaitable[Any]]
+
+# Sets the value and adds the key to each tag set; a tag set lives as long as its longest-lived
+# member (PTTL -1: no expiry yet; PTTL < ttl: extend). Atomic, so no reader sees a value whose
+# tags are not registered yet.
+_SET_WITH_TAGS = """
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  local left = redis.call('PTTL', KEYS[i])
+  if left == -1 or (left >= 0 and left < ttl) then
+    redis.call('PEXPIRE', KEYS[i], ttl)
+  end
+end
+return 1
+"""
+
+# Deletes every member of the tag sets and the sets; returns the deleted keys so the memory tier
+# can drop them too.
+_INVALIDATE_TAGS = """
+local out = {}
+for i = 1, #KEYS do
+  local members = redis.call('SMEMBERS', KEYS[i])
+  for _, key in ipairs(members) do
+    redis.call('DEL', key)
+    out[#out + 1] = key
+  end
+  redis.call('DEL', KEYS[i])
+end
+return out
+"""
+
+
+class _Incrementable(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class _Labelled(Protocol):
+    def labels(self, *labelvalues: Any, **labelkwargs: Any) -> _Incrementable: ...
+
+
+CounterLike = _Labelled | Callable[[str], None]
+"""A Prometheus counter with a `namespace` label, or a callable taking the namespace."""
+
+
+@dataclass(frozen=True)
+class WarmEntry:
+    """One answer to compute and store ahead of requests (`Cache.warm`)."""
+
+    spec: CacheSpec
+    compute: Compute
+    parts: Mapping[str, Any] | None = None
+    principal: Any = None
+    tags: Sequence[str] = ()
+    model: Any = None
+
+
+@dataclass(frozen=True)
+class WarmReport:
+    warmed: int
+    failed: int
+
+
+@lru_cache(maxsize=256)
+def _adapter(model: Any) -> TypeAdapter[Any]:
+    # Building a TypeAdapter compiles a validator; do it once per type.
+    return model if isinstance(model, TypeAdapter) else TypeAdapter(model)
+
+
+class _Flight:
+    """One in-process load of a key that concurrent callers join (single flight)."""
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+
+class Cache:
+    """Read-through cache for endpoint answers.
+
+    `redis`: any `redis.asyncio.Redis` (bytes responses or decoded). `prefix`: the first key
+    segment, shared by every namespace of one application. `hits`/`misses`: counters (see
+    `CounterLike`); a hit is an answer served from memory or Redis, a miss one that was
+    computed. `lock_ttl`: how long a recomputation may hold a key's lock before another process
+    may take over. `wait_timeout`: how long a caller waits for another process's recomputation
+    before computing itself. `retry_after`: after a Redis error, reads skip Redis for this many
+    seconds (so an outage costs one timeout, not one per request). `clock`: monotonic seconds,
+    for the memory tier, the retry window and warning rate limits. `on_event`: called with
+    (event, namespace) for "hit", "miss", "join" (joined an in-process load), "lock_wait"
+    (waiting for another process's load), "lock_timeout", "redis_error"; meant for tests and
+    debugging.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "cache",
+        memory_maxsize: int = 1024,
+        hits: CounterLike | None = None,
+        misses: CounterLike | None = None,
+        lock_ttl: float = 10.0,
+        wait_timeout: float = 5.0,
+        poll_interval: float = 0.005,
+        max_poll_interval: float = 0.1,
+        retry_after: float = 1.0,
+        warn_interval: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_event: Callable[[str, str], None] | None = None,
+    ) -> None:
+        if not (0 < poll_interval <= max_poll_interval and lock_ttl > 0 and wait_timeout >= 0):
+            raise ValueError("intervals and timeouts must be positive")
+        self.redis = redis
+        self.prefix = prefix
+        self.memory = MemoryTier(memory_maxsize, timer=clock)
+        self._hits = hits
+        self._misses = misses
+        self.lock_ttl = lock_ttl
+        self.wait_timeout = wait_timeout
+        self._poll = (poll_interval, max_poll_interval)
+        self._retry_after = retry_after
+        self._warn_interval = warn_interval
+        self._clock = clock
+        self._on_event = on_event
+        self._flights: dict[str, _Flight] = {}
+        self._skip_redis_until = float("-inf")
+        self._last_warning = float("-inf")
+        self._suppressed = 0
+        self._set_script = redis.register_script(_SET_WITH_TAGS)
+        self._invalidate_script = redis.register_script(_INVALIDATE_TAGS)
+
+    # --- keys ---------------------------------------------------------------------------
+
+    def key(
+        self, spec: CacheSpec, parts: Mapping[str, Any] | None = None, *, principal: Any = None
+    ) -> str:
+        return make_key(self.prefix, spec, parts, principal=principal)
+
+    def tag_key(self, tag: str) -> str:
+        return f"{self.prefix}:tag:{tag}"
+
+    # --- reading ------------------------------------------------------------------------
+
+    @overload
+    async def get_or_set(
+        self,
+        spec: CacheSpec,
+        compute: Compute,
+        *,
+        parts: Mapping[str, Any] | None = ...,
+        principal: Any = ...,
+        tags: Sequence[str] = ...,
+        model: type[M] | TypeAdapter[M],
+    ) -> M: ...
+
+    @overload
+    async def get_or_set(
+        self,
+        spec: CacheSpec,
+        compute: Compute,
+        *,
+        parts: Mapping[str, Any] | None = ...,
+        principal: Any = ...,
+        tags: Sequence[str] = ...,
+        model: None = ...,
+    ) -> Any: ...
+
+    async def get_or_set(
+        self,
+        spec: CacheSpec,
+        compute: Compute,
+        *,
+        parts: Mapping[str, Any] | None = None,
+        principal: Any = None,
+        tags: Sequence[str] = (),
+        model: Any = None,
+    ) -> Any:
+        """The cached answer for these inputs, or `await compute()` stored for `spec.ttl`.
+
+        With `model` (a pydantic model, or a TypeAdapter/type such as `list[ItemOut]`) the
+        computed value is validated into it (ORM objects are read by attribute), stored as its
+        JSON, and every hit is re-validated into it. Without, the value is stored with pydantic's
+        JSON encoder and returned as parsed JSON, on a miss as on a hit, so a caller never sees
+        one shape when computing and another when served from the cache.
+        """
+        key = self.key(spec, parts, principal=principal)
+        adapter = _adapter(model) if model is not None else None
+        if spec.memory_ttl is not None:
+            raw = self.memory.get(key)
+            if raw is not None:
+                self._count_hit(spec)
+                return self._decode(raw, adapter)
+        flight = self._flights.get(key)
+        if flight is not None:
+            self._event("join", spec)
+            try:
+                raw = await asyncio.shield(flight.future)
+            except asyncio.CancelledError:
+                if not flight.future.cancelled():
+                    raise  # this caller was cancelled, not the load it joined
+                # The leading caller was cancelled mid-load: load on our own below.
+            else:
+                self._count_hit(spec)
+                return self._decode(raw, adapter)
+        return await self._lead(spec, key, compute, adapter, tags)
+
+    async def _lead(
+        self,
+        spec: CacheSpec,
+        key: str,
+        compute: Compute,
+        adapter: TypeAdapter[Any] | None,
+        tags: Sequence[str],
+    ) -> Any:
+        flight = _Flight()
+        self._flights[key] = flight
+        try:
+            raw, value = await self._load(spec, key, compute, adapter, tags)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                flight.future.set_exception(exc)
+                flight.future.exception()  # retrieved: joiners may be none
+            else:
+                flight.future.cancel()
+            raise
+        else:
+            flight.future.set_result(raw)
+            return value
+        finally:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+
+    async def _load(
+        self,
+        spec: CacheSpec,
+        key: str,
+        compute: Compute,
+        adapter: TypeAdapter[Any] | None,
+        tags: Sequence[str],
+    ) -> tuple[bytes, Any]:
+        """(stored bytes, value for the caller): from Redis, or computed under the key's lock."""
+        if not self._redis_usable():
+            return await self._compute(spec, key, compute, adapter, tags, store=False)
+        try:
+            found, lock = await self._find_or_lock(spec, key)
+        except RedisError as exc:
+            # Only Redis operations are guarded here: an error from `compute` itself propagates.
+            self._redis_failed(exc)
+            return await self._compute(spec, key, compute, adapter, tags, store=False)
+        if found is not None:
+            return self._served(spec, key, found, adapter)
+        try:
+            return await self._compute(spec, key, compute, adapter, tags, store=True)
+        finally:
+            if lock is not None:
+                await self._release(lock)
+
+    async def _find_or_lock(self, spec: CacheSpec, key: str) -> tuple[bytes | None, Lock | None]:
+        """The stored value; or None and the key's lock (this caller computes); or None and no
+        lock (the wait for another process ran out: compute anyway)."""
+        deadline = asyncio.get_running_loop().time() + self.wait_timeout
+        # A second round only after a lock holder vanished without storing a value.
+        for _ in range(2):
+            raw = await self._redis_get(key)
+            if raw is not None:
+                return raw, None
+            lock = self.redis.lock(
+                f"{key}:lock", timeout=self.lock_ttl, blocking=False, thread_local=False
+            )
+            if await lock.acquire():
+                # The previous holder may have stored the value between our GET and our lock.
+                raw = await self._redis_get(key)
+                if raw is not None:
+                    await self._release(lock)
+                    return raw, None
+                return None, lock
+            outcome = await self._wait_for_value(spec, key, deadline)
+            if isinstance(outcome, bytes):
+                return outcome, None
+            if outcome == "timeout":
+                break
+        self._event("lock_timeout", spec)
+        return None, None
+
+    async def _wait_for_value(self, spec: CacheSpec, key: str, deadline: float) -> bytes | str:
+        """Poll with backoff until the value appears ("vanished": the lock is gone without a
+        value; "timeout": the deadline passed). Bounded by `wait_timeout`."""
+        self._event("lock_wait", spec)
+        loop = asyncio.get_running_loop()
+        delay, max_delay = self._poll
+        while loop.time() < deadline:
+            await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.get(key)
+                pipe.exists(f"{key}:lock")
+                raw, locked = await pipe.execute()
+            if raw is not None:
+                return _as_bytes(raw)
+            if not locked:
+                return "vanished"
+            delay = min(delay * 2, max_delay)
+        return "timeout"
+
+    async def _release(self, lock: Lock) -> None:
+        try:
+            await lock.release()
+        except LockError:
+            # Our lock expired (the computation outlived lock_ttl) and may now be someone
+            # else's; the compare-and-delete release left theirs alone.
+            logger.warning("cache lock %s expired before release", lock.name)
+        except RedisError as exc:
+            self._redis_failed(exc)
+
+    async def _compute(
+        self,
+        spec: CacheSpec,
+        key: str,
+        compute: Compute,
+        adapter: TypeAdapter[Any] | None,
+        tags: Sequence[str],
+        *,
+        store: bool,
+    ) -> tuple[bytes, Any]:
+        result = await compute()
+        if adapter is not None:
+            value = adapter.validate_python(result, from_attributes=True)
+            raw = adapter.dump_json(value)
+        else:
+            raw = to_json(result)
+            value = json.loads(raw)
+        self._count_miss(spec)
+        if store:
+            await self._store(spec, key, raw, tags)
+        elif spec.memory_ttl is not None:
+            self.memory.set(key, raw, spec.memory_ttl)
+        return raw, value
+
+    def _served(
+        self, spec: CacheSpec, key: str, raw: bytes, adapter: TypeAdapter[Any] | None
+    ) -> tuple[bytes, Any]:
+        self._count_hit(spec)
+        if spec.memory_ttl is not None:
+            self.memory.set(key, raw, spec.memory_ttl)
+        return raw, self._decode(raw, adapter)
+
+    @staticmethod
+    def _decode(raw: bytes, adapter: TypeAdapter[Any] | None) -> Any:
+        return adapter.validate_json(raw) if adapter is not None else json.loads(raw)
+
+    async def _redis_get(self, key: str) -> bytes | None:
+        raw = await self.redis.get(key)
+        return None if raw is None else _as_bytes(raw)
+
+    # --- writing ------------------------------------------------------------------------
+
+    async def set(
+        self,
+        spec: CacheSpec,
+        value: Any,
+        *,
+        parts: Mapping[str, Any] | None = None,
+        principal: Any = None,
+        tags: Sequence[str] = (),
+        model: Any = None,
+    ) -> bool:
+        """Store `value` for these inputs (overwriting), serialised as in `get_or_set`.
+        False when Redis did not take it (the memory tier still did, if the spec uses one)."""
+        key = self.key(spec, parts, principal=principal)
+        if model is not None:
+            adapter = _adapter(model)
+            raw = adapter.dump_json(adapter.validate_python(value, from_attributes=True))
+        else:
+            raw = to_json(value)
+        return await self._store(spec, key, raw, tags)
+
+    async def _store(self, spec: CacheSpec, key: str, raw: bytes, tags: Sequence[str]) -> bool:
+        if spec.memory_ttl is not None:
+            self.memory.set(key, raw, spec.memory_ttl)
+        try:
+            await self._set_script(
+                keys=[key, *(self.tag_key(t) for t in tags)], args=[raw, spec.ttl_ms]
+            )
+        except RedisError as exc:
+            self._redis_failed(exc)
+            return False
+        return True
+
+    async def warm(self, entries: Iterable[WarmEntry]) -> WarmReport:
+        """Compute and store each entry now (overwriting), one after another so warming does
+        not flood the database. A failing entry is logged and the others still run."""
+        warmed = failed = 0
+        for entry in entries:
+            try:
+                value = await entry.compute()
+                stored = await self.set(
+                    entry.spec,
+                    value,
+                    parts=entry.parts,
+                    principal=entry.principal,
+                    tags=entry.tags,
+                    model=entry.model,
+                )
+            except Exception:
+                stored = False
+                logger.exception("cache warm-up of %s failed", entry.spec.namespace)
+            if stored:
+                warmed += 1
+            else:
+                failed += 1
+        return WarmReport(warmed=warmed, failed=failed)
+
+    # --- invalidation -------------------------------------------------------------------
+
+    async def invalidate(self, *keys: str) -> None:
+        """Drop these keys from Redis and from this process's memory tier."""
+        self.memory.discard(keys)
+        if not keys:
+            return
+        try:
+            await self.redis.delete(*keys)
+        except RedisError as exc:
+            self._redis_failed(exc, writing=True)
+
+    async def invalidate_tags(self, *tags: str) -> None:
+        """Drop every entry stored with any of these tags."""
+        if not tags:
+            return
+        try:
+            deleted = await self._invalidate_script(keys=[self.tag_key(t) for t in tags])
+        except RedisError as exc:
+            # Which memory entries carry the tags is known only to Redis: drop them all.
+            self.memory.clear()
+            self._redis_failed(exc, writing=True)
+            return
+        self.memory.discard(_as_bytes(k).decode() for k in deleted)
+
+    def invalidate_on_commit(
+        self, session: AsyncSession, *, keys: Sequence[str] = (), tags: Sequence[str] = ()
+    ) -> None:
+        """Invalidate after `session`'s transaction commits, and not at all on rollback.
+
+        Invalidating before the commit lets a concurrent read cache the old row again before
+        the new one is visible; invalidating on rollback drops good entries.
+        """
+        keys, tags = tuple(keys), tuple(tags)
+
+        async def _invalidate() -> None:
+            await self.invalidate(*keys)
+            await self.invalidate_tags(*tags)
+
+        on_commit(session, _invalidate)
+
+    # --- health, counters ---------------------------------------------------------------
+
+    def _redis_usable(self) -> bool:
+        return self._clock() >= self._skip_redis_until
+
+    def _redis_failed(self, exc: RedisError, *, writing: bool = False) -> None:
+        now = self._clock()
+        self._skip_redis_until = now + self._retry_after
+        self._event("redis_error", "")
+        if now - self._last_warning >= self._warn_interval:
+            action = "an invalidation was not applied" if writing else "serving from the source"
+            logger.warning(
+                "cache: Redis unavailable (%s: %s); %s (%d similar warnings suppressed)",
+                type(exc).__name__,
+                exc,
+                action,
+                self._suppressed,
+            )
+            self._last_warning = now
+            self._suppressed = 0
+        else:
+            self._suppressed += 1
+
+    def _count_hit(self, spec: CacheSpec) -> None:
+        _increment(self._hits, spec.namespace)
+        self._event("hit", spec)
+
+    def _count_miss(self, spec: CacheSpec) -> None:
+        _increment(self._misses, spec.namespace)
+        self._event("miss", spec)
+
+    def _event(self, name: str, spec: CacheSpec | str) -> None:
+        if self._on_event is not None:
+            self._on_event(name, spec.namespace if isinstance(spec, CacheSpec) else spec)
+
+
+def _increment(counter: CounterLike | None, namespace: str) -> None:
+    if counter is None:
+        return
+    labels = getattr(counter, "labels", None)
+    if labels is not None:
+        labels(namespace=namespace).inc()
+    else:
+        counter(namespace)  # type: ignore[operator]
+
+
+def _as_bytes(raw: bytes | str) -> bytes:
+    return raw.encode() if isinstance(raw, str) else raw

@@ -1,0 +1,422 @@
+"""The response cache on real Redis: keys, TTL, models, tags, after-commit invalidation,
+stampede protection, the memory tier, warming and counters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as PromCounter
+from pydantic import BaseModel, TypeAdapter
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from patterns.cache import Cache, CacheSpec, WarmEntry
+from patterns.db.session import commit, rollback
+
+SPEC = CacheSpec("items.list", ttl=60)
+PROFILE = CacheSpec("users.profile", ttl=600, per_principal=True)
+
+
+class Calls:
+    """A compute function that counts its calls and may be held until released."""
+
+    def __init__(self, value: Any = None, *, hold: bool = False) -> None:
+        self.value = value
+        self.count = 0
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+        if not hold:
+            self.release.set()
+
+    async def __call__(self) -> Any:
+        self.count += 1
+        self.started.set()
+        await self.release.wait()
+        return self.value
+
+
+class Item(BaseModel):
+    id: int
+    price: Decimal
+    created_at: datetime
+
+
+class ItemRow:
+    """Stands in for an ORM object: read by attribute."""
+
+    def __init__(self, id: int, price: Decimal) -> None:
+        self.id, self.price = id, price
+        self.created_at = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+class EventLog:
+    """Records the cache's events; `reached(event, n)` is set once `event` happened n times."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[str] = Counter()
+        self._targets: dict[str, tuple[int, asyncio.Event]] = {}
+
+    def reached(self, event: str, times: int) -> asyncio.Event:
+        self._targets[event] = (times, asyncio.Event())
+        return self._targets[event][1]
+
+    def __call__(self, event: str, namespace: str) -> None:
+        self.seen[event] += 1
+        target = self._targets.get(event)
+        if target is not None and self.seen[event] >= target[0]:
+            target[1].set()
+
+
+@pytest.fixture
+def cache(redis_client: Redis) -> Cache:
+    return Cache(redis_client, prefix="test")
+
+
+@pytest_asyncio.fixture
+async def redis_clients(redis_url: str) -> AsyncIterator[Callable[[], Redis]]:
+    """Separate clients (separate connection pools), as separate processes would have."""
+    made: list[Redis] = []
+
+    def make() -> Redis:
+        made.append(Redis.from_url(redis_url))
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.aclose()
+
+
+async def test_a_miss_computes_and_stores_then_a_hit_does_not_compute(cache: Cache) -> None:
+    compute = Calls({"items": [1, 2]})
+    assert await cache.get_or_set(SPEC, compute, parts={"page": 1}) == {"items": [1, 2]}
+    assert await cache.get_or_set(SPEC, compute, parts={"page": 1}) == {"items": [1, 2]}
+    assert compute.count == 1
+
+
+async def test_the_ttl_is_set_on_the_stored_entry(cache: Cache, redis_client: Redis) -> None:
+    spec = CacheSpec("items.featured", ttl=300)
+    await cache.get_or_set(spec, Calls([1]))
+    pttl = await redis_client.pttl(cache.key(spec))
+    assert 299_000 < pttl <= 300_000
+
+
+async def test_models_are_stored_as_json_and_revalidated_on_a_hit(
+    cache: Cache, redis_client: Redis
+) -> None:
+    rows = [ItemRow(1, Decimal("9.99")), ItemRow(2, Decimal("0.50"))]
+    adapter = TypeAdapter(list[Item])
+    first = await cache.get_or_set(SPEC, Calls(rows), model=adapter)  # ORM-like objects in
+    second = await cache.get_or_set(SPEC, Calls(None), model=adapter)
+    assert first == second
+    assert second[0] == Item(id=1, price=Decimal("9.99"), created_at=rows[0].created_at)
+    stored = await redis_client.get(cache.key(SPEC))
+    assert stored == (
+        b'[{"id":1,"price":"9.99","created_at":"2024-01-01T00:00:00Z"},'
+        b'{"id":2,"price":"0.50","created_at":"2024-01-01T00:00:00Z"}]'
+    )
+
+
+async def test_without_a_model_a_miss_and_a_hit_return_the_same_json_shape(cache: Cache) -> None:
+    value = {
+        "price": Decimal("1.50"),
+        "model": Item(id=1, price=Decimal(2), created_at=datetime(2024, 1, 1, tzinfo=UTC)),
+    }
+    miss = await cache.get_or_set(SPEC, Calls(value))
+    hit = await cache.get_or_set(SPEC, Calls(None))
+    assert (
+        miss
+        == hit
+        == {
+            "price": "1.50",
+            "model": {"id": 1, "price": "2", "created_at": "2024-01-01T00:00:00Z"},
+        }
+    )
+
+
+async def test_a_decoding_client_works_too(redis_url: str) -> None:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        cache = Cache(client, prefix="test")
+        await cache.get_or_set(SPEC, Calls([1]), tags=["t"])
+        assert await cache.get_or_set(SPEC, Calls(None)) == [1]
+        await cache.invalidate_tags("t")
+        assert await client.exists(cache.key(SPEC)) == 0
+    finally:
+        await client.aclose()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+parts_strategy = st.dictionaries(st.text(max_size=6), json_values, max_size=4)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(a=parts_strategy, b=parts_strategy)
+async def test_two_calls_differing_in_any_input_never_share_an_entry(
+    cache: Cache, a: dict[str, Any], b: dict[str, Any]
+) -> None:
+    assume(a != b)
+    # Each compute returns its own input; an entry shared with the other input would show it.
+    got_a = await cache.get_or_set(SPEC, Calls({"input": a}), parts=a)
+    got_b = await cache.get_or_set(SPEC, Calls({"input": b}), parts=b)
+    assert got_a == {"input": a}
+    assert got_b == {"input": b}
+
+
+async def test_principal_a_never_gets_principal_bs_entry(cache: Cache) -> None:
+    alice = await cache.get_or_set(PROFILE, Calls({"name": "alice"}), principal=1)
+    bob = await cache.get_or_set(PROFILE, Calls({"name": "bob"}), principal=2)
+    assert (alice, bob) == ({"name": "alice"}, {"name": "bob"})
+    assert await cache.get_or_set(PROFILE, Calls(None), principal=1) == {"name": "alice"}
+    with pytest.raises(ValueError, match="per principal"):
+        await cache.get_or_set(PROFILE, Calls(None))
+
+
+# --- invalidation ---------------------------------------------------------------------------
+
+
+async def test_invalidating_a_key_makes_the_next_read_compute(cache: Cache) -> None:
+    await cache.get_or_set(SPEC, Calls("old"), parts={"id": 1})
+    await cache.get_or_set(SPEC, Calls("other"), parts={"id": 2})
+    await cache.invalidate(cache.key(SPEC, {"id": 1}))
+    assert await cache.get_or_set(SPEC, Calls("new"), parts={"id": 1}) == "new"
+    assert await cache.get_or_set(SPEC, Calls("x"), parts={"id": 2}) == "other"
+
+
+async def test_invalidating_a_tag_drops_exactly_its_entries(
+    cache: Cache, redis_client: Redis
+) -> None:
+    await cache.get_or_set(SPEC, Calls("a"), parts={"n": 1}, tags=["items", "item:1"])
+    await cache.get_or_set(SPEC, Calls("b"), parts={"n": 2}, tags=["items"])
+    await cache.get_or_set(SPEC, Calls("c"), parts={"n": 3}, tags=["users"])
+    await cache.invalidate_tags("items")
+    assert await cache.get_or_set(SPEC, Calls("a2"), parts={"n": 1}) == "a2"
+    assert await cache.get_or_set(SPEC, Calls("b2"), parts={"n": 2}) == "b2"
+    assert await cache.get_or_set(SPEC, Calls("c2"), parts={"n": 3}) == "c"
+    assert await redis_client.exists(cache.tag_key("items")) == 0
+
+
+async def test_a_tag_set_lives_as_long_as_its_longest_lived_entry(
+    cache: Cache, redis_client: Redis
+) -> None:
+    await cache.get_or_set(CacheSpec("short", ttl=10), Calls(1), tags=["t"])
+    await cache.get_or_set(CacheSpec("long", ttl=1000), Calls(1), tags=["t"])
+    await cache.get_or_set(CacheSpec("mid", ttl=100), Calls(1), tags=["t"])
+    assert 999_000 < await redis_client.pttl(cache.tag_key("t")) <= 1_000_000
+
+
+async def test_after_commit_invalidation_waits_for_the_commit(
+    cache: Cache, db_session: AsyncSession
+) -> None:
+    await cache.get_or_set(SPEC, Calls("old"), tags=["items"])
+    cache.invalidate_on_commit(db_session, tags=["items"])
+    assert await cache.get_or_set(SPEC, Calls("new")) == "old"  # not yet committed
+    await commit(db_session)
+    assert await cache.get_or_set(SPEC, Calls("new")) == "new"
+
+
+async def test_after_commit_invalidation_is_dropped_on_rollback(
+    cache: Cache, db_session: AsyncSession
+) -> None:
+    await cache.get_or_set(SPEC, Calls("old"), parts={"id": 1})
+    cache.invalidate_on_commit(db_session, keys=[cache.key(SPEC, {"id": 1})])
+    await rollback(db_session)
+    await commit(db_session)  # a later commit does not run the rolled-back hook
+    assert await cache.get_or_set(SPEC, Calls("new"), parts={"id": 1}) == "old"
+
+
+# --- stampede protection --------------------------------------------------------------------
+
+
+async def test_concurrent_misses_in_one_process_compute_once(redis_client: Redis) -> None:
+    log = EventLog()
+    joined = log.reached("join", 19)
+    cache = Cache(redis_client, prefix="test", on_event=log)
+    compute = Calls({"v": 1}, hold=True)
+    callers = [asyncio.create_task(cache.get_or_set(SPEC, compute)) for _ in range(20)]
+    await joined.wait()  # 19 callers joined the one in-flight load
+    compute.release.set()
+    assert await asyncio.gather(*callers) == [{"v": 1}] * 20
+    assert compute.count == 1
+    assert log.seen["lock_wait"] == 0  # the joiners never went to Redis
+
+
+async def test_concurrent_misses_across_processes_compute_once(
+    redis_clients: Callable[[], Redis],
+) -> None:
+    log = EventLog()
+    waiting = log.reached("lock_wait", 3)
+    caches = [Cache(redis_clients(), prefix="test", on_event=log) for _ in range(4)]
+    compute = Calls({"v": 1}, hold=True)
+    callers = [
+        asyncio.create_task(cache.get_or_set(SPEC, compute)) for cache in caches for _ in range(5)
+    ]
+    await compute.started.wait()
+    await waiting.wait()  # the three other "processes" are waiting on the lock
+    compute.release.set()
+    assert await asyncio.gather(*callers) == [{"v": 1}] * 20
+    assert compute.count == 1
+    assert log.seen["miss"] == 1
+    assert log.seen["hit"] == 19
+
+
+async def test_a_waiter_takes_over_when_the_lock_holder_vanishes(
+    redis_client: Redis, redis_clients: Callable[[], Redis]
+) -> None:
+    log = EventLog()
+    waiting = log.reached("lock_wait", 1)
+    cache = Cache(redis_clients(), prefix="test", on_event=log)
+    lock = f"{cache.key(SPEC)}:lock"
+    await redis_client.set(lock, "a-process-that-died")
+    compute = Calls("computed")
+    task = asyncio.create_task(cache.get_or_set(SPEC, compute))
+    await waiting.wait()
+    await redis_client.delete(lock)  # the holder's lock expired without a value
+    assert await task == "computed"
+    assert compute.count == 1
+    assert await redis_client.get(cache.key(SPEC)) == b'"computed"'
+    assert await redis_client.exists(lock) == 0  # the taker released its own lock
+
+
+async def test_a_waiter_computes_when_the_wait_runs_out(redis_client: Redis) -> None:
+    log = EventLog()
+    cache = Cache(redis_client, prefix="test", wait_timeout=0.05, on_event=log)
+    lock = f"{cache.key(SPEC)}:lock"
+    await redis_client.set(lock, "a-stuck-process")
+    assert await cache.get_or_set(SPEC, Calls("computed")) == "computed"
+    assert log.seen["lock_timeout"] == 1
+    assert await redis_client.get(lock) == b"a-stuck-process"  # never deletes another's lock
+
+
+async def test_a_failing_compute_reaches_every_joined_caller_and_stores_nothing(
+    redis_client: Redis,
+) -> None:
+    log = EventLog()
+    joined = log.reached("join", 4)
+    cache = Cache(redis_client, prefix="test", on_event=log)
+    release = asyncio.Event()
+    calls = 0
+
+    async def failing() -> Any:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        raise LookupError("source failed")
+
+    callers = [asyncio.create_task(cache.get_or_set(SPEC, failing)) for _ in range(5)]
+    await joined.wait()
+    release.set()
+    results = await asyncio.gather(*callers, return_exceptions=True)
+    assert all(isinstance(r, LookupError) for r in results)
+    assert calls == 1
+    assert await redis_client.exists(cache.key(SPEC), f"{cache.key(SPEC)}:lock") == 0
+
+
+# --- the memory tier ------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_memory_tier_serves_without_asking_redis(redis_client: Redis) -> None:
+    spec = CacheSpec("items.featured", ttl=60, memory_ttl=5)
+    cache = Cache(redis_client, prefix="test")
+    await cache.get_or_set(spec, Calls("v1"))
+    await redis_client.delete(cache.key(spec))  # gone from Redis, still in this process
+    assert await cache.get_or_set(spec, Calls("v2")) == "v1"
+
+
+async def test_another_process_sees_an_invalidation_within_the_memory_ttl(
+    redis_clients: Callable[[], Redis],
+) -> None:
+    spec = CacheSpec("items.featured", ttl=60, memory_ttl=5)
+    clock = FakeClock()
+    writer = Cache(redis_clients(), prefix="test")
+    reader = Cache(redis_clients(), prefix="test", clock=clock)
+    assert await reader.get_or_set(spec, Calls("v1"), tags=["items"]) == "v1"
+    await writer.invalidate_tags("items")
+    # The reader's copy is stale for at most memory_ttl seconds, then it reads Redis again.
+    assert await reader.get_or_set(spec, Calls("v2")) == "v1"
+    clock.now += 5.01
+    assert await reader.get_or_set(spec, Calls("v2")) == "v2"
+
+
+async def test_the_invalidating_process_drops_its_memory_copy_at_once(cache: Cache) -> None:
+    spec = CacheSpec("items.featured", ttl=60, memory_ttl=5)
+    await cache.get_or_set(spec, Calls("v1"), tags=["items"])
+    await cache.invalidate_tags("items")
+    assert await cache.get_or_set(spec, Calls("v2")) == "v2"
+    await cache.invalidate(cache.key(spec))
+    assert await cache.get_or_set(spec, Calls("v3")) == "v3"
+
+
+async def test_namespaces_without_a_memory_ttl_skip_the_memory_tier(cache: Cache) -> None:
+    await cache.get_or_set(SPEC, Calls(1))
+    assert len(cache.memory) == 0
+
+
+# --- warming and counters -------------------------------------------------------------------
+
+
+async def test_warming_stores_entries_that_later_reads_hit(cache: Cache) -> None:
+    featured = CacheSpec("items.featured", ttl=300)
+
+    async def broken() -> Any:
+        raise RuntimeError("source down")
+
+    report = await cache.warm(
+        [
+            WarmEntry(featured, Calls(["a", "b"]), parts={"limit": 2}, tags=["items"]),
+            WarmEntry(PROFILE, Calls({"id": 7}), principal=7),
+            WarmEntry(SPEC, broken),
+        ]
+    )
+    assert (report.warmed, report.failed) == (2, 1)
+    untouched = Calls(None)
+    assert await cache.get_or_set(featured, untouched, parts={"limit": 2}) == ["a", "b"]
+    assert await cache.get_or_set(PROFILE, untouched, principal=7) == {"id": 7}
+    assert untouched.count == 0
+
+
+async def test_hits_and_misses_are_counted_per_namespace_on_prometheus_counters(
+    redis_client: Redis,
+) -> None:
+    registry = CollectorRegistry()
+    hits = PromCounter("cache_hits", "hits", ["namespace"], registry=registry)
+    misses = PromCounter("cache_misses", "misses", ["namespace"], registry=registry)
+    cache = Cache(redis_client, prefix="test", hits=hits, misses=misses)
+    for _ in range(3):
+        await cache.get_or_set(SPEC, Calls(1))
+    assert registry.get_sample_value("cache_hits_total", {"namespace": "items.list"}) == 2
+    assert registry.get_sample_value("cache_misses_total", {"namespace": "items.list"}) == 1
+
+
+async def test_hits_and_misses_may_be_counted_by_plain_callables(redis_client: Redis) -> None:
+    hits: list[str] = []
+    misses: list[str] = []
+    cache = Cache(redis_client, prefix="test", hits=hits.append, misses=misses.append)
+    await cache.get_or_set(SPEC, Calls(1))
+    await cache.get_or_set(SPEC, Calls(1))
+    assert (hits, misses) == (["items.list"], ["items.list"])
