@@ -188,6 +188,16 @@ def render_map(from_page: str) -> str:
 
 def render_entries(entries: list[dict[str, Any]], from_page: str) -> str:
     out: list[str] = []
+    planned = [e for e in entries if "heading" in e and e.get("status") == "planned"]
+    if planned:
+        out += [
+            '!!! note "Not built yet"',
+            "",
+            f"    Issue {_issues(planned[0])} delivers this section. This page will then name the",
+            "    kit code that realises it and the tests that check it, and say what differs from",
+            "    the guide and why.",
+            "",
+        ]
     for entry in entries:
         if "heading" in entry:
             title = "Guide section: " + entry["heading"].replace(SEPARATOR, _SHOWN_SEPARATOR)
