@@ -104,7 +104,35 @@ def _seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warm_cache(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from patterns.db import Database
+    from reference_app.core.cache import make_cache
+    from reference_app.core.redis import make_redis
+    from reference_app.core.warmup import warm
+
+    settings = get_settings()
+    if settings.redis_url is None:
+        print("warm-cache: KIT_REDIS_URL is not set (the embedded cache lives in the server)")
+        return 2
+
+    async def run() -> tuple[int, int]:
+        database, redis = Database.from_url(settings.database_url), make_redis(settings)
+        try:
+            report = await warm(database, make_cache(redis), profiles=args.profiles)
+            return report.warmed, report.failed
+        finally:
+            await redis.aclose()
+            await database.dispose()
+
+    warmed, failed = asyncio.run(run())
+    print(f"warm-cache: {warmed} entries stored, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "warm-cache": _warm_cache,
     "seed": _seed,
     "serve": _serve,
     "migrate": _migrate,
@@ -130,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seed.add_argument("--users", type=int, default=50)
     seed.add_argument("--items", type=int, default=5000)
+    warm = sub.add_parser("warm-cache", help="store the featured items and recent profiles")
+    warm.add_argument("--profiles", type=int, default=100, help="most recent users to warm")
     admin = sub.add_parser(
         "create-admin",
         help="create an admin (password from KIT_ADMIN_PASSWORD or a prompt); idempotent",

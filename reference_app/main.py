@@ -19,12 +19,14 @@ from patterns.observability.request_id import RequestIdMiddleware
 from patterns.security import PasswordHasher
 from reference_app.api import health
 from reference_app.api.v1.api import api_router
+from reference_app.core.cache import make_cache
 from reference_app.core.config import Settings, get_settings
 from reference_app.core.logging import setup_logging
-from reference_app.core.metrics import HTTP_METRICS
 from reference_app.core.mail import LoggingMailBackend
+from reference_app.core.metrics import HTTP_METRICS
 from reference_app.core.redis import make_redis
 from reference_app.core.security import make_token_service
+from reference_app.core.warmup import warm_cache
 from reference_app.crud import user as user_crud
 
 logger = logging.getLogger("reference_app")
@@ -76,7 +78,10 @@ def create_app(
             )
         if redis is None:
             owned_redis = app.state.redis = make_redis(settings)
+            app.state.cache = make_cache(owned_redis)
         await _ensure_first_admin(app, settings)
+        if settings.cache_warm_on_startup:
+            await warm_cache(app)
         try:
             yield
         finally:
@@ -101,6 +106,7 @@ def create_app(
         app.state.database = database
     if redis is not None:
         app.state.redis = redis
+        app.state.cache = make_cache(redis)
     install_error_handlers(app)
     # After the error handlers (their types are recorded), before the request-id middleware
     # (added last, so outermost: the id is bound for every line this one logs).

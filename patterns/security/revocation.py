@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
@@ -11,14 +12,23 @@ from patterns.errors import ServiceUnavailableError
 from patterns.security.jwt import Claims
 
 PREFIX = "auth:revoked:"
+logger = logging.getLogger("patterns.security.revocation")
 
 
 class RevocationList:
-    """Fails closed: if Redis cannot say whether a token was revoked, the request gets a 503,
-    never a silent pass for a token that may have been logged out."""
+    """Revoked token ids in Redis.
 
-    def __init__(self, redis: Redis) -> None:
+    When Redis cannot be reached, recording a revocation (logout, refresh rotation) always fails
+    with a 503: the client must not believe it logged out. Checking is a policy: fail closed
+    (503) or fail open (treat the token as not revoked, log a warning). Failing open keeps the
+    API readable through a Redis outage at the cost of honouring a logged-out access token until
+    it expires (30 minutes by default); the kit's settings choose it
+    (`KIT_AUTH_REVOCATION_FAIL_OPEN`), and the docs record the trade-off.
+    """
+
+    def __init__(self, redis: Redis, *, fail_open: bool = False) -> None:
         self._redis = redis
+        self._fail_open = fail_open
 
     async def revoke(self, claims: Claims) -> None:
         remaining = int((claims.exp - datetime.now(UTC)).total_seconds())
@@ -42,4 +52,7 @@ class RevocationList:
         try:
             return bool(await self._redis.exists(PREFIX + jti))
         except RedisError as exc:
+            if self._fail_open:
+                logger.warning("revocation check skipped: Redis unavailable (%s)", exc)
+                return False
             raise ServiceUnavailableError("Token checks are unavailable right now.") from exc

@@ -46,13 +46,23 @@ class Settings(BaseSettings):
     jwt_audience: str = "core-concepts-kit-api"
     access_token_expire_minutes: int = Field(default=30, ge=1)
     refresh_token_expire_days: int = Field(default=7, ge=1)
+    # Redis down: honour possibly-revoked access tokens (True) or answer 503 (False).
+    auth_revocation_fail_open: bool = True
     first_admin_email: str | None = None
     first_admin_password: SecretStr | None = None
+
+    # Caching.
+    cache_warm_on_startup: bool = True
 
     # Background work.
     celery_broker_url: str | None = None  # default: the Redis URL
     celery_result_backend: str | None = None
     order_processing_delay_s: int = Field(default=300, ge=0)
+    # Transient task failures: exponential backoff with full jitter (patterns.tasks.RetryPolicy).
+    task_max_retries: int = Field(default=5, ge=0, le=100)
+    task_retry_base_s: float = Field(default=2.0, gt=0, le=3600)
+    task_retry_cap_s: float = Field(default=300.0, gt=0, le=86_400)
+    worker_concurrency: int | None = Field(default=None, ge=1, le=256)  # None → CPU count
 
     # Rate limits, "<count>/<seconds>".
     rate_limit_register: str = "5/3600"

@@ -33,7 +33,9 @@ async def get_access_claims(
     if not token:
         raise AuthenticationError("Not authenticated.")
     claims = get_tokens(request).decode(token, TokenType.ACCESS)
-    if await RevocationList(get_redis(request)).is_revoked(claims.jti):
+    settings = request.app.state.settings
+    revocations = RevocationList(get_redis(request), fail_open=settings.auth_revocation_fail_open)
+    if await revocations.is_revoked(claims.jti):
         raise AuthenticationError("The token has been revoked.", code="token_revoked")
     return claims
 

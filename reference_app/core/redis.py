@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from reference_app.core.config import Settings
 
@@ -16,8 +18,10 @@ def make_redis(settings: Settings) -> Redis:
 
         fake: Redis = fakeredis.FakeAsyncRedis()
         return fake
-    # Short timeouts: a Redis outage must degrade a request, not hang it. A blocking pool makes
-    # a burst wait briefly for a free connection instead of failing with "Too many connections".
+    # Short timeouts and one quick retry: a Redis outage must degrade a request, not hang it
+    # (redis-py's default retry policy spends seconds per call on a refused connection). A
+    # blocking pool makes a burst wait briefly for a free connection instead of failing with
+    # "Too many connections".
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_max_connections,
@@ -25,6 +29,7 @@ def make_redis(settings: Settings) -> Redis:
         socket_connect_timeout=1.0,
         socket_timeout=1.0,
         health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
     )
     return Redis.from_pool(pool)
 

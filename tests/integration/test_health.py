@@ -9,6 +9,7 @@ from patterns.db import Database
 from patterns.testing import make_client
 from patterns.testing.backends import free_port
 from reference_app.core.config import Settings
+from reference_app.core.redis import make_redis
 from reference_app.main import create_app
 
 
@@ -40,7 +41,9 @@ async def test_ready_is_503_naming_redis_when_it_is_down(
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     assert isinstance(db_engine, AsyncEngine)
-    dead_redis = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    dead_redis = make_redis(
+        settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    )
     app = create_app(settings, database=Database(db_engine), redis=dead_redis)
     async with make_client(app) as c:
         r = await c.get("/health/ready")

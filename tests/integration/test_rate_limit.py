@@ -15,6 +15,8 @@ from redis.asyncio import Redis
 from patterns.errors import install_error_handlers
 from patterns.rate_limit import Algorithm, Rate, RateLimit, RateLimiter, route_key
 from patterns.testing.backends import free_port
+from reference_app.core.config import Settings
+from reference_app.core.redis import make_redis
 
 
 def _limited_app(redis: Redis, algorithm: Algorithm, *, fail_open: bool = True) -> FastAPI:
@@ -37,7 +39,7 @@ def _limited_app(redis: Redis, algorithm: Algorithm, *, fail_open: bool = True) 
 
 @pytest.fixture
 async def dead_redis() -> AsyncIterator[Redis]:
-    client = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    client = make_redis(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     yield client
     await client.aclose()
 

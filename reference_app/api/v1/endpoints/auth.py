@@ -16,12 +16,14 @@ from patterns.db import on_commit
 from patterns.errors import AuthenticationError, PermissionDeniedError, error_responses
 from patterns.security import TokenPair, TokenType
 from patterns.security.revocation import RevocationList
+from reference_app.core.cache import CacheDep, user_tag
 from reference_app.core.deps import AccessClaims, SessionDep, user_id_from_subject
 from reference_app.core.mail import send_welcome_email
 from reference_app.core.metrics import REGISTRATIONS
 from reference_app.core.rate_limits import login_limit, register_limit
 from reference_app.core.redis import get_redis
 from reference_app.core.security import get_passwords, get_tokens
+from reference_app.crud import activity
 from reference_app.crud import user as user_crud
 from reference_app.models.user import User
 from reference_app.schemas.token import LogoutRequest, RefreshRequest, TokenResponse
@@ -51,6 +53,7 @@ async def register(
 ) -> User:
     """Create an account (rate limited per client); a welcome email follows."""
     user = await user_crud.create(session, user_in, get_passwords(request))
+    activity.record(session, user.id, "registered")
     on_commit(session, REGISTRATIONS.inc)
     background.add_task(send_welcome_email, request.app.state.mailer, user.email, user.full_name)
     return user
@@ -63,7 +66,10 @@ async def register(
     responses=error_responses(401, 403, 422, 429),
 )
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, request: Request
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: SessionDep,
+    request: Request,
+    cache: CacheDep,
 ) -> TokenResponse:
     """OAuth2 password flow: `username` is the email. Returns an access and a refresh token."""
     if len(form.password) > PASSWORD_MAX_LENGTH or len(form.username) > 320:
@@ -75,6 +81,8 @@ async def login(
         raise AuthenticationError("Incorrect email or password.", code="invalid_credentials")
     if not user.is_active:
         raise PermissionDeniedError("The user is inactive.", code="user_inactive")
+    activity.record(session, user.id, "login")
+    cache.invalidate_on_commit(session, tags=[user_tag(user.id)])
     return _token_response(get_tokens(request).create_pair(user.id), request)
 
 

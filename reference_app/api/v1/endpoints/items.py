@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from patterns.cache import Cache
 from patterns.db import utcnow
 from patterns.errors import ConflictError, PermissionDeniedError, error_responses
 from patterns.pagination import (
@@ -21,9 +22,11 @@ from patterns.pagination import (
     paginate_keyset,
 )
 from patterns.validation import IdPath
+from reference_app.core.cache import FEATURED, FEATURED_LIMIT, FEATURED_TAG, CacheDep, user_tag
 from reference_app.core.deps import CurrentUser, SessionDep, StaffUser
 from reference_app.crud import activity
 from reference_app.crud.item import items
+from reference_app.crud.profile import featured_items
 from reference_app.models.item import Inventory, Item
 from reference_app.models.user import Role, User
 from reference_app.schemas.item import ItemCreate, ItemFilter, ItemResponse, ItemUpdate
@@ -56,17 +59,43 @@ async def scroll_items(
     return await paginate_keyset(session, stmt, Keyset(Item.id), params, schema=ItemResponse)
 
 
+@router.get("/featured", response_model=list[ItemResponse])
+async def featured(session: SessionDep, cache: CacheDep) -> list[ItemResponse]:
+    """Featured items, cached (Redis, with a 5 s in-process tier); served from the database
+    when Redis is unreachable."""
+
+    async def load() -> list[ItemResponse]:
+        rows = await featured_items(session, FEATURED_LIMIT)
+        return [ItemResponse.model_validate(i) for i in rows]
+
+    return await cache.get_or_set(
+        FEATURED,
+        load,
+        parts={"limit": FEATURED_LIMIT},
+        tags=[FEATURED_TAG],
+        model=list[ItemResponse],
+    )
+
+
+def _changed(cache: Cache, session: SessionDep, user_id: int) -> None:
+    """An item write changes the featured list and its owner's profile: drop both after commit."""
+    cache.invalidate_on_commit(session, tags=[FEATURED_TAG, user_tag(user_id)])
+
+
 @router.post(
     "",
     response_model=ItemResponse,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(401, 422),
 )
-async def create_item(item_in: ItemCreate, user: CurrentUser, session: SessionDep) -> Item:
+async def create_item(
+    item_in: ItemCreate, user: CurrentUser, session: SessionDep, cache: CacheDep
+) -> Item:
     """Create an item you own, with an empty stock."""
     item = await items.create(session, item_in, owner_id=user.id)
     session.add(Inventory(item_id=item.id, quantity=0))
     activity.record(session, user.id, "item_created", item.title)
+    _changed(cache, session, user.id)
     return item
 
 
@@ -80,11 +109,12 @@ async def read_item(item_id: IdPath, session: SessionDep) -> Item:
     "/{item_id}", response_model=ItemResponse, responses=error_responses(401, 403, 404, 422)
 )
 async def update_item(
-    item_id: IdPath, changes: ItemUpdate, user: CurrentUser, session: SessionDep
+    item_id: IdPath, changes: ItemUpdate, user: CurrentUser, session: SessionDep, cache: CacheDep
 ) -> Item:
     """Change an item (owner, manager or admin)."""
     item = await items.get_or_404(session, item_id)
     _ensure_can_edit(user, item)
+    _changed(cache, session, item.owner_id)
     return await items.update(session, item, changes)
 
 
@@ -93,10 +123,13 @@ async def update_item(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404, 409, 422),
 )
-async def delete_item(item_id: IdPath, user: CurrentUser, session: SessionDep) -> None:
+async def delete_item(
+    item_id: IdPath, user: CurrentUser, session: SessionDep, cache: CacheDep
+) -> None:
     """Delete an item (owner, manager or admin); an item that was ordered is kept (409)."""
     item = await items.get_or_404(session, item_id)
     _ensure_can_edit(user, item)
+    _changed(cache, session, item.owner_id)
     try:
         await items.delete(session, item)
     except IntegrityError:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
+from sqlalchemy import select
 
 from patterns.errors import AuthenticationError, ValidationFailedError, error_responses
+from reference_app.core.cache import PROFILE, CacheDep, user_tag
 from reference_app.core.deps import AdminUser, CurrentUser, SessionDep
 from reference_app.core.security import get_passwords
 from reference_app.crud import user as user_crud
+from reference_app.crud.profile import load_profile
+from reference_app.models.profile import UserPreferences
 from reference_app.models.user import User
+from reference_app.schemas.profile import PreferencesResponse, PreferencesUpdate, ProfileResponse
 from reference_app.schemas.user import UserCreate, UserResponse, UserUpdateMe
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -20,9 +25,44 @@ async def read_me(user: CurrentUser) -> User:
     return user
 
 
+@router.get("/profile", response_model=ProfileResponse, responses=error_responses(401))
+async def read_profile(user: CurrentUser, session: SessionDep, cache: CacheDep) -> ProfileResponse:
+    """Your profile: you, your 5 most recent activities and your preferences. Cached per user
+    (the user id is part of the key) and dropped whenever your data changes."""
+    return await cache.get_or_set(
+        PROFILE,
+        lambda: load_profile(session, user),
+        principal=user.id,
+        tags=[user_tag(user.id)],
+        model=ProfileResponse,
+    )
+
+
+@router.patch(
+    "/me/preferences", response_model=PreferencesResponse, responses=error_responses(401, 422)
+)
+async def update_preferences(
+    changes: PreferencesUpdate, user: CurrentUser, session: SessionDep, cache: CacheDep
+) -> UserPreferences:
+    """Change your preferences (only the fields you send)."""
+    prefs = await session.scalar(select(UserPreferences).where(UserPreferences.user_id == user.id))
+    if prefs is None:
+        prefs = UserPreferences(user_id=user.id)
+        session.add(prefs)
+    for field, value in changes.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(prefs, field, value)
+    await session.flush()
+    cache.invalidate_on_commit(session, tags=[user_tag(user.id)])
+    return prefs
+
+
 @router.patch("/me", response_model=UserResponse, responses=error_responses(401, 422))
 async def update_me(
-    changes: UserUpdateMe, user: CurrentUser, session: SessionDep, request: Request
+    changes: UserUpdateMe,
+    user: CurrentUser,
+    session: SessionDep,
+    request: Request,
+    cache: CacheDep,
 ) -> User:
     """Change your name or password (a new password needs the current one)."""
     hasher = get_passwords(request)
@@ -38,6 +78,7 @@ async def update_me(
     if "full_name" in changes.model_fields_set:
         user.full_name = changes.full_name
     await session.flush()
+    cache.invalidate_on_commit(session, tags=[user_tag(user.id)])
     return user
 
 

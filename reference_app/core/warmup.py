@@ -1,0 +1,70 @@
+"""Cache warming (guide: "Cache Warming"): the featured items and recent users' profiles, at
+start-up and by `python -m reference_app warm-cache`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from patterns.cache import Cache, WarmEntry, WarmReport
+from patterns.db import Database
+from reference_app.core.cache import FEATURED, FEATURED_LIMIT, FEATURED_TAG, PROFILE, user_tag
+from reference_app.crud.profile import featured_items, load_profile
+from reference_app.models.user import User
+from reference_app.schemas.item import ItemResponse
+from reference_app.schemas.profile import ProfileResponse
+
+logger = logging.getLogger("reference_app.cache")
+
+
+async def warm(database: Database, cache: Cache, *, profiles: int = 0) -> WarmReport:
+    """Store the featured items and the profiles of the `profiles` most recent active users."""
+    async with database.sessionmaker() as session:
+
+        async def featured() -> list[ItemResponse]:
+            rows = await featured_items(session, FEATURED_LIMIT)
+            return [ItemResponse.model_validate(i) for i in rows]
+
+        entries = [
+            WarmEntry(
+                FEATURED,
+                featured,
+                parts={"limit": FEATURED_LIMIT},
+                tags=[FEATURED_TAG],
+                model=list[ItemResponse],
+            )
+        ]
+        if profiles:
+            users = await session.scalars(
+                select(User)
+                .where(User.is_active.is_(True))
+                .order_by(User.id.desc())
+                .limit(profiles)
+            )
+            for user in users:
+
+                async def profile(u: User = user) -> ProfileResponse:
+                    return await load_profile(session, u)
+
+                entries.append(
+                    WarmEntry(
+                        PROFILE,
+                        profile,
+                        principal=user.id,
+                        tags=[user_tag(user.id)],
+                        model=ProfileResponse,
+                    )
+                )
+        return await cache.warm(entries)
+
+
+async def warm_cache(app: FastAPI) -> None:
+    """Start-up warming: never fatal (an empty or unmigrated database just warms nothing)."""
+    try:
+        report = await warm(app.state.database, app.state.cache)
+    except Exception as exc:
+        logger.warning("cache warm-up skipped: %s", type(exc).__name__)
+        return
+    logger.info("cache warmed", extra={"warmed": report.warmed, "failed": report.failed})

@@ -1,0 +1,145 @@
+"""Cached endpoints on real Redis (guide: "Redis Caching", "Caching Pitfalls", "User
+Management Flow"): fresh after writes, never shared between users, alive without Redis."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fastapi import FastAPI
+from httpx import AsyncClient
+from prometheus_client import REGISTRY
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from patterns.db import Database
+from patterns.testing import make_client
+from patterns.testing.backends import free_port
+from reference_app.core.config import Settings
+from reference_app.core.redis import make_redis
+from reference_app.main import create_app
+from reference_app.models.item import Item
+from tests.integration.conftest import AccountFactory
+
+PROFILE = "/api/v1/users/profile"
+FEATURED = "/api/v1/items/featured"
+
+
+def _count(name: str, namespace: str) -> float:
+    return REGISTRY.get_sample_value(name, {"namespace": namespace}) or 0.0
+
+
+async def test_profile_shows_the_user_activity_and_preferences(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    await client.post(
+        "/api/v1/auth/login", data={"username": account.user.email, "password": account.password}
+    )
+    r = await client.get(PROFILE, headers=account.headers)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["user"]["id"] == account.user.id
+    assert [a["kind"] for a in body["recent_activity"]] == ["login"]
+    assert body["preferences"] == {"theme": "light", "language": "en", "email_notifications": True}
+
+
+async def test_profile_update_is_visible_on_the_next_read(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    hits_before = _count("cache_hits_total", "users.profile")
+    first = (await client.get(PROFILE, headers=account.headers)).json()
+    again = (await client.get(PROFILE, headers=account.headers)).json()
+    assert again == first
+    assert _count("cache_hits_total", "users.profile") == hits_before + 1
+    await client.patch("/api/v1/users/me", headers=account.headers, json={"full_name": "Renamed"})
+    assert (await client.get(PROFILE, headers=account.headers)).json()["user"][
+        "full_name"
+    ] == "Renamed"
+    await client.patch(
+        "/api/v1/users/me/preferences", headers=account.headers, json={"theme": "dark"}
+    )
+    prefs = (await client.get(PROFILE, headers=account.headers)).json()["preferences"]
+    assert prefs["theme"] == "dark"
+
+
+async def test_user_a_never_receives_user_bs_cached_profile(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    a, b = await make_account(), await make_account()
+    profile_a = (await client.get(PROFILE, headers=a.headers)).json()
+    profile_b = (await client.get(PROFILE, headers=b.headers)).json()
+    assert profile_a["user"]["id"] == a.user.id
+    assert profile_b["user"]["id"] == b.user.id
+    # Served from the cache now, still each their own.
+    assert (await client.get(PROFILE, headers=b.headers)).json()["user"]["id"] == b.user.id
+    assert (await client.get(PROFILE, headers=a.headers)).json()["user"]["id"] == a.user.id
+
+
+async def test_featured_is_served_from_cache_and_fresh_after_a_write(
+    client: AsyncClient,
+    make_account: AccountFactory,
+    db_session: AsyncSession,
+    assert_num_queries: Any,
+) -> None:
+    owner = await make_account()
+    item = Item(title="Star", category="x", price=Decimal("1.00"), owner_id=owner.user.id)
+    db_session.add(item)
+    await db_session.commit()
+    assert (await client.get(FEATURED)).json() == []
+    with assert_num_queries(0):  # a hit touches no database
+        assert (await client.get(FEATURED)).json() == []
+    r = await client.patch(
+        f"/api/v1/items/{item.id}", headers=owner.headers, json={"is_featured": True}
+    )
+    assert r.status_code == 200
+    featured = (await client.get(FEATURED)).json()
+    assert [i["id"] for i in featured] == [item.id]
+
+
+async def test_reads_answer_200_with_redis_stopped(
+    settings: Settings,
+    db_engine: AsyncEngine,
+    redis_client: Redis,
+    app: FastAPI,
+    make_account: AccountFactory,
+    db_session: AsyncSession,
+) -> None:
+    account = await make_account()
+    # The app's own client configuration, pointed at a port nothing listens on.
+    dead = make_redis(
+        settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    )
+    degraded = create_app(settings, database=Database(db_engine), redis=dead)
+    degraded.dependency_overrides = app.dependency_overrides  # the test's session
+    async with make_client(degraded, db_session) as c:
+        assert (await c.get(FEATURED)).status_code == 200
+        r = await c.get(PROFILE, headers=account.headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["user"]["id"] == account.user.id
+        assert (await c.get("/api/v1/items")).status_code == 200
+        assert (await c.get("/health/ready")).status_code == 503
+    await dead.aclose()
+
+
+async def test_warm_cache_command_stores_featured_and_profiles(
+    database_url: str, redis_url: str, committed_db: Any, redis_client: Redis
+) -> None:
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    from reference_app.models.user import User
+
+    async with committed_db() as s:
+        s.add_all([User(email=f"w{i}@example.com", hashed_password="x") for i in range(3)])
+        await s.commit()
+    env = {**os.environ, "KIT_DATABASE_URL": database_url, "KIT_REDIS_URL": redis_url}
+    cmd = [sys.executable, "-m", "reference_app", "warm-cache", "--profiles", "2"]
+    done = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "3 entries stored, 0 failed" in done.stdout
+    assert len(await redis_client.keys("kit:users.profile:*")) == 2
+    assert len(await redis_client.keys("kit:items.featured:*")) == 1
