@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from typing import Any
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
@@ -22,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Mount
+from starlette.routing import BaseRoute, Mount
 
 UNMATCHED = "<unmatched>"
 # Set on the scope by the wrapped exception handlers, so a 5xx rendered from an AppError is
@@ -64,59 +65,83 @@ def normalise_method(method: str) -> str:
     return method if method in KNOWN_METHODS else "other"
 
 
-def _path_format(route: BaseRoute) -> str | None:
-    fmt = getattr(route, "path_format", None)
-    return fmt if isinstance(fmt, str) else None
+class _Entry(NamedTuple):
+    regex: re.Pattern[str]
+    template: str
+    methods: frozenset[str] | None
+    mounted: Sequence[BaseRoute] | None  # a Mount's routes, matched against the remaining path
 
 
-def _match_template(
-    routes: Iterable[BaseRoute], scope: MutableMapping[str, Any], prefix: str
-) -> str | None:
-    """Walk the routing tree the way the router does, joining mount prefixes and the route."""
-    partial: str | None = None
-    for route in routes:
-        match, child_scope = route.matches(scope)
-        if match is Match.NONE:
-            continue
-        fmt = _path_format(route)
-        if isinstance(route, Mount):
-            mount_prefix = prefix + (fmt or "").removesuffix("/{path}")
-            inner = _match_template(route.routes, {**scope, **child_scope}, mount_prefix)
-            found: str | None = inner or f"{mount_prefix}/{{path}}"
-        else:
-            found = prefix + fmt if fmt is not None else None
-        if match is Match.FULL:
-            return found
-        partial = partial or found
-    return partial
+def _flatten(routes: Sequence[BaseRoute]) -> list[_Entry]:
+    """The routes as the router sees them, each with its full path template.
 
-
-def route_template(scope: Mapping[str, Any], entry_scope: Mapping[str, Any]) -> str:
-    """The template of the route that served the request, or `UNMATCHED`.
-
-    `scope` is the request's scope after the app ran (the router stored the matched route in
-    it); `entry_scope` holds what the middleware saw on the way in (`app`, `path`, `root_path`).
-    Without mounts the stored route's template is the answer, at no cost; when a mount was
-    crossed (the root path grew), the stored route is the innermost one and its template lacks
-    the mount's prefix, so the template is rebuilt by matching from the top.
+    Recent FastAPI keeps included routers as lazy branches whose routes hold only their
+    router-relative path; `iter_route_contexts` (where it exists) yields them with the prefix
+    applied. Older versions list full-path routes directly.
     """
-    route = scope.get("route")
-    if route is None:
-        return UNMATCHED
-    root = entry_scope.get("root_path", "")
-    if scope.get("root_path", "") == root:
-        return _path_format(route) or UNMATCHED
-    app = entry_scope.get("app")
-    routes = getattr(app, "routes", None)
-    if not routes:
-        return UNMATCHED
-    probe = {
-        "type": "http",
-        "path": entry_scope["path"],
-        "root_path": root,
-        "method": entry_scope.get("method", "GET"),
-    }
-    return _match_template(routes, probe, "") or UNMATCHED
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before the lazy include_router
+        candidates: Iterable[Any] = routes
+    else:
+        candidates = iter_route_contexts(routes)
+    entries: list[_Entry] = []
+    for candidate in candidates:
+        regex = getattr(candidate, "path_regex", None)
+        template = getattr(candidate, "path_format", None)
+        if not isinstance(regex, re.Pattern) or not isinstance(template, str):
+            continue  # a Host route, or something with no path
+        original = getattr(candidate, "original_route", candidate)
+        methods = getattr(candidate, "methods", None)
+        entries.append(
+            _Entry(
+                regex=regex,
+                template=template,
+                methods=frozenset(methods) if methods else None,
+                mounted=original.routes if isinstance(original, Mount) else None,
+            )
+        )
+    return entries
+
+
+class RouteTemplates:
+    """Finds the template of the route a request matched, the way the router matched it.
+
+    The scope's own `"route"` cannot be trusted for this: plain Starlette routes do not set it
+    under recent FastAPI, and routes of an included router carry their path without the prefix.
+    So the path is matched against the app's flattened routes, after the response is sent (the
+    client does not wait for it). The table is rebuilt when the number of routes changes.
+    """
+
+    def __init__(self) -> None:
+        self._entries: list[_Entry] = []
+        self._built_for: tuple[int, int] | None = None
+        self._mounted: dict[int, RouteTemplates] = {}
+
+    def _table(self, routes: Sequence[BaseRoute]) -> list[_Entry]:
+        key = (id(routes), len(routes))
+        if key != self._built_for:
+            self._entries = _flatten(routes)
+            self._mounted = {}
+            self._built_for = key
+        return self._entries
+
+    def resolve(self, routes: Sequence[BaseRoute], method: str, path: str) -> str:
+        """The template for `method path` (the path relative to the app's root path)."""
+        partial: str | None = None
+        for entry in self._table(routes):
+            match = entry.regex.match(path)
+            if match is None:
+                continue
+            if entry.mounted is not None:
+                prefix = entry.template.removesuffix("/{path}")
+                inner = self._mounted.setdefault(id(entry.mounted), RouteTemplates())
+                found = inner.resolve(entry.mounted, method, "/" + match.group("path"))
+                return prefix + found if found != UNMATCHED else entry.template
+            if entry.methods is None or method in entry.methods:
+                return entry.template
+            partial = partial or entry.template  # matched the path, not the method: a 405
+        return partial or UNMATCHED
 
 
 def multiprocess_dir() -> str | None:

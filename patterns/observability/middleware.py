@@ -23,10 +23,10 @@ from patterns.observability.logging import get_logger, mark_logged
 from patterns.observability.metrics import (
     ERROR_TYPE_SCOPE_KEY,
     HttpMetrics,
+    RouteTemplates,
     metrics_endpoint,
     normalise_method,
     record_error_types,
-    route_template,
 )
 
 # Probes and scrapes would dominate both the histogram and the log; they get neither.
@@ -52,6 +52,7 @@ class ObservabilityMiddleware:
         # An entry ending in "/" excludes everything under it; any other entry, that path only.
         self._excluded_exact = frozenset(p for p in excluded_paths if not p.endswith("/"))
         self._excluded_prefixes = tuple(p for p in excluded_paths if p.endswith("/"))
+        self._templates = RouteTemplates()
         self._log = get_logger(ACCESS_LOGGER)
         self._stdlib_log = logging.getLogger(ACCESS_LOGGER)
 
@@ -70,12 +71,8 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
 
-        entry = {
-            "app": scope.get("app"),
-            "path": scope["path"],
-            "root_path": root_path,
-            "method": scope["method"],
-        }
+        # The app as it is on the way in: a mounted sub-app replaces scope["app"] further down.
+        app_routes = getattr(scope.get("app"), "routes", ())
         method = normalise_method(scope["method"])
         metrics = self.metrics
         in_progress = metrics.in_progress.labels(method) if metrics is not None else None
@@ -98,7 +95,7 @@ class ObservabilityMiddleware:
             raise
         finally:
             elapsed = time.perf_counter() - start
-            route = route_template(scope, entry)
+            route = self._templates.resolve(app_routes, scope["method"], path)
             error_type: str | None = None
             if failure is not None:
                 # The request failed whatever was already sent: count it a 500, log it here with
@@ -144,6 +141,7 @@ def install_observability(
     *,
     metrics: HttpMetrics | None,
     metrics_path: str | None = "/metrics",
+    access_log: bool = True,
     excluded_paths: Sequence[str] = DEFAULT_EXCLUDED_PATHS,
 ) -> None:
     """Add the middleware, the `/metrics` route and the error-type tagging to `app`.
@@ -152,6 +150,11 @@ def install_observability(
     request-id middleware is added (it must be the outer one, so the id is bound here).
     """
     record_error_types(app)
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics, excluded_paths=excluded_paths)
+    app.add_middleware(
+        ObservabilityMiddleware,
+        metrics=metrics,
+        access_log=access_log,
+        excluded_paths=excluded_paths,
+    )
     if metrics_path:
         app.add_route(metrics_path, metrics_endpoint(), methods=["GET"], include_in_schema=False)

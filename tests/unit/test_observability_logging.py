@@ -306,6 +306,8 @@ def test_uvicorns_own_handlers_are_replaced_so_its_lines_are_not_doubled() -> No
     configure_logging(json=True, stream=cap.stream)
 
     logging.getLogger("uvicorn.error").info("Application startup complete.")
+    # The middleware writes the access line; uvicorn's own would be a second one per request.
+    logging.getLogger("uvicorn.access").info('127.0.0.1:5000 - "GET / HTTP/1.1" 200')
     assert plain.getvalue() == ""
     assert [line["event"] for line in cap.lines()] == ["Application startup complete."]
 
@@ -383,7 +385,7 @@ async def test_unhandled_exception_is_logged_once_when_uvicorn_serves_the_app(
     listener.listen(16)
     port = listener.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(kit_app, log_config=None, lifespan="off", access_log=False)
+        uvicorn.Config(kit_app, log_config=None, lifespan="off", access_log=True)
     )
     serving = asyncio.create_task(server.serve(sockets=[listener]))
     try:
@@ -399,6 +401,9 @@ async def test_unhandled_exception_is_logged_once_when_uvicorn_serves_the_app(
     assert [t["event"] for t in tracebacks] == ["unhandled_exception"]
     assert tracebacks[0]["request_id"] == r.json()["error"]["request_id"]
     assert "Exception in ASGI application" not in capture.text
+    # One access line for the request: the middleware's, not uvicorn's as well.
+    assert not [line for line in capture.lines() if line["logger"] == "uvicorn.access"]
+    assert len(capture.events("http_request")) == 1
 
 
 def test_uvicorn_still_logs_an_exception_the_middleware_never_saw(capture: Capture) -> None:

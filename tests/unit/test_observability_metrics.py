@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from fastapi import FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import PlainTextResponse
 from httpx import ASGITransport, AsyncClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -66,6 +67,21 @@ def _instrumented_app(metrics: HttpMetrics, registry: CollectorRegistry) -> Fast
     @app.get("/in-progress")
     async def in_progress() -> dict[str, float | None]:
         return {"value": registry.get_sample_value("http_requests_in_progress", {"method": "GET"})}
+
+    orders = APIRouter(prefix="/orders")
+
+    @orders.get("/{order_id}")
+    async def get_order(order_id: int) -> dict[str, int]:
+        return {"id": order_id}
+
+    v1 = APIRouter()
+    v1.include_router(orders)
+    app.include_router(v1, prefix="/api/v1")
+
+    async def plain(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.path_params["slug"])
+
+    app.add_route("/plain/{slug}", plain)
 
     sub = FastAPI()
 
@@ -200,6 +216,20 @@ async def test_route_in_a_mounted_app_is_labelled_with_the_joined_template(
     counts = samples(_exposition(registry), "http_request_duration_seconds_count")
     assert counts == {
         labels(method="GET", endpoint="/tenants/{tenant}/reports/{report_id}", status="200"): 2
+    }
+
+
+async def test_routes_of_included_routers_are_labelled_with_their_full_template(
+    api: AsyncClient, registry: CollectorRegistry
+) -> None:
+    # FastAPI keeps an included route's own path without the prefixes; the label must not.
+    for order_id in (1, 2):
+        assert (await api.get(f"/api/v1/orders/{order_id}")).status_code == 200
+    assert (await api.get("/plain/hello")).status_code == 200
+    counts = samples(_exposition(registry), "http_request_duration_seconds_count")
+    assert counts == {
+        labels(method="GET", endpoint="/api/v1/orders/{order_id}", status="200"): 2,
+        labels(method="GET", endpoint="/plain/{slug}", status="200"): 1,
     }
 
 
