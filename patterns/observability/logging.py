@@ -46,7 +46,7 @@ SECRET_KEY_PARTS: Final = (
     "credential",
     "private_key",
 )
-_KEY_WORDS = r"password|passwd|secret|token|api[_-]?key|authorization|cookie|credential"
+_KEY_WORDS = r"password|passwd|secret|token|(?:api|private)[_-]?key|authorization|cookie|credential"
 _SECRET_IN_TEXT = re.compile(
     # A JWT: base64url header and payload, both JSON objects, so both start with "eyJ".
     r"(?P<jwt>\beyJ[\w-]{4,}\.eyJ[\w-]{4,}\.[\w-]*)"

@@ -253,6 +253,7 @@ async def test_passwords_and_issued_tokens_never_reach_the_log(
             f"{{'password': '{REDACTED}', 'email': 'a@b.c'}}",
         ),
         ('{"client_secret": "s3cr3t"}', f'{{"client_secret": "{REDACTED}"}}'),
+        ("PRIVATE_KEY=abc123 loaded", f"PRIVATE_KEY={REDACTED} loaded"),
         ("User(email='a@b.c', password='pw1')", f"User(email='a@b.c', password='{REDACTED}')"),
         (
             "issued eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl now",
