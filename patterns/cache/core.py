@@ -99,13 +99,6 @@ def _adapter(model: Any) -> TypeAdapter[Any]:
     return model if isinstance(model, TypeAdapter) else TypeAdapter(model)
 
 
-class _Flight:
-    """One in-process load of a key that concurrent callers join (single flight)."""
-
-    def __init__(self) -> None:
-        self.future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-
 class Cache:
     """Read-through cache for endpoint answers.
 
@@ -153,7 +146,8 @@ class Cache:
         self._warn_interval = warn_interval
         self._clock = clock
         self._on_event = on_event
-        self._flights: dict[str, _Flight] = {}
+        # key → the in-process load that concurrent callers join (single flight)
+        self._flights: dict[str, asyncio.Future[bytes]] = {}
         self._skip_redis_until = float("-inf")
         self._last_warning = float("-inf")
         self._suppressed = 0
@@ -221,18 +215,21 @@ class Cache:
             if raw is not None:
                 self._count_hit(spec)
                 return self._decode(raw, adapter)
-        flight = self._flights.get(key)
-        if flight is not None:
+        # A second round only when the load this caller joined was cancelled (its caller went
+        # away): the first to resume leads a new load and the others join that.
+        for _ in range(2):
+            flight = self._flights.get(key)
+            if flight is None:
+                break
             self._event("join", spec)
             try:
-                raw = await asyncio.shield(flight.future)
+                raw = await asyncio.shield(flight)
             except asyncio.CancelledError:
-                if not flight.future.cancelled():
+                if not flight.cancelled():
                     raise  # this caller was cancelled, not the load it joined
-                # The leading caller was cancelled mid-load: load on our own below.
-            else:
-                self._count_hit(spec)
-                return self._decode(raw, adapter)
+                continue
+            self._count_hit(spec)
+            return self._decode(raw, adapter)
         return await self._lead(spec, key, compute, adapter, tags)
 
     async def _lead(
@@ -243,19 +240,19 @@ class Cache:
         adapter: TypeAdapter[Any] | None,
         tags: Sequence[str],
     ) -> Any:
-        flight = _Flight()
+        flight: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._flights[key] = flight
         try:
             raw, value = await self._load(spec, key, compute, adapter, tags)
         except BaseException as exc:
             if isinstance(exc, Exception):
-                flight.future.set_exception(exc)
-                flight.future.exception()  # retrieved: joiners may be none
+                flight.set_exception(exc)
+                flight.exception()  # mark it retrieved: there may be no joiners
             else:
-                flight.future.cancel()
+                flight.cancel()
             raise
         else:
-            flight.future.set_result(raw)
+            flight.set_result(raw)
             return value
         finally:
             if self._flights.get(key) is flight:

@@ -329,6 +329,25 @@ async def test_a_failing_compute_reaches_every_joined_caller_and_stores_nothing(
     assert await redis_client.exists(cache.key(SPEC), f"{cache.key(SPEC)}:lock") == 0
 
 
+async def test_when_the_leading_caller_is_cancelled_a_joined_caller_loads_instead(
+    redis_client: Redis,
+) -> None:
+    log = EventLog()
+    joined = log.reached("join", 1)
+    cache = Cache(redis_client, prefix="test", on_event=log)
+    stuck = Calls("never", hold=True)
+    leader = asyncio.create_task(cache.get_or_set(SPEC, stuck))
+    await stuck.started.wait()
+    second = Calls("from the joined caller")
+    follower = asyncio.create_task(cache.get_or_set(SPEC, second))
+    await joined.wait()
+    leader.cancel()  # e.g. the client disconnected
+    assert await follower == "from the joined caller"
+    assert leader.cancelled()
+    assert (stuck.count, second.count) == (1, 1)
+    assert await redis_client.exists(f"{cache.key(SPEC)}:lock") == 0
+
+
 # --- the memory tier ------------------------------------------------------------------------
 
 
