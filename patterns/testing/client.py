@@ -19,14 +19,18 @@ def make_client(
     session: AsyncSession | None = None,
     *,
     base_url: str = "http://test",
+    raise_app_exceptions: bool = True,
     **kwargs: Any,
 ) -> httpx.AsyncClient:
+    """`raise_app_exceptions=False` returns the 500 response a client would see instead of
+    raising the app's exception in the test."""
+
     async def _expunge(request: httpx.Request) -> None:
         if session is not None:
             session.expunge_all()
 
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions),
         base_url=base_url,
         event_hooks={"request": [_expunge]},
         **kwargs,
