@@ -32,7 +32,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, model_validator
-from sqlalchemy import BigInteger, ColumnElement, Select, SmallInteger, String, types
+from sqlalchemy import BigInteger, ColumnElement, Integer, Select, SmallInteger, String, types
 from sqlalchemy.orm import QueryableAttribute
 
 from patterns.errors import ValidationFailedError
@@ -190,8 +190,11 @@ def check_column_value(column: QueryableAttribute[Any] | ColumnElement[Any], val
     elif isinstance(value, bool):
         return
     elif isinstance(value, int):
-        bits = next((b for t, b in _INT_RANGES if isinstance(sql_type, t)), 31)
-        if not -(2**bits) <= value < 2**bits:
+        if isinstance(sql_type, Integer):
+            bits = next((b for t, b in _INT_RANGES if isinstance(sql_type, t)), 31)
+            if not -(2**bits) <= value < 2**bits:
+                raise ValueError("is out of range")
+        elif len(str(abs(value))) > _MAX_DECIMAL_DIGITS:
             raise ValueError("is out of range")
     elif isinstance(value, Decimal):
         if not value.is_finite():

@@ -151,7 +151,8 @@ async def count_rows(session: AsyncSession, stmt: Select[Any]) -> int:
 async def paginate(
     session: AsyncSession, stmt: Select[Any], params: PageParams, *, schema: type[S]
 ) -> Page[S]:
-    """Count, then load one window of `stmt` (two statements) as `schema` items.
+    """Count, then load one window of `stmt` as `schema` items: two statements, or only the
+    count when the window starts past the end.
 
     `stmt` must be ordered by a unique key (end with the id), or rows with equal sort values
     may appear on two pages or none. Items are read with `from_attributes`, so `stmt` may select

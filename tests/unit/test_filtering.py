@@ -169,6 +169,7 @@ def test_column_checks_cover_integer_ranges_and_timezones() -> None:
     with pytest.raises(ValueError, match="out of range"):
         check_column_value(Product.id, 2**31)
     check_column_value(Product.stock, 2**40)  # BigInteger
+    check_column_value(Product.price, 2**40)  # an int for a Numeric column: no int32 bound
     with pytest.raises(ValueError, match="out of range"):
         check_column_value(Product.stock, 2**63)
     with pytest.raises(ValueError, match="timezone"):
