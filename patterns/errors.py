@@ -200,8 +200,9 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
-    # Starlette's ServerErrorMiddleware calls this, then re-raises to the server, which logs
-    # the traceback once. The client sees a generic message and the request id, never internals.
+    # Starlette's ServerErrorMiddleware calls this, then re-raises; the observability middleware
+    # has logged the traceback once. The client sees a generic message and the request id, never
+    # internals.
     return error_response(500, "internal_error", "Internal server error.")
 
 

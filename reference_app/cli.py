@@ -20,9 +20,12 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from reference_app.core import migrations
+    from reference_app.core.logging import setup_logging
     from reference_app.main import _ensure_sqlite_dir
 
     settings = get_settings()
+    setup_logging(settings)
+    _prepare_multiprocess_metrics(args.workers)
     if settings.is_embedded or args.migrate:
         _ensure_sqlite_dir(settings.database_url)
         migrations.upgrade()
@@ -42,10 +45,30 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         reload=args.reload,
-        access_log=False,
+        access_log=False,  # the kit's middleware writes one structured access line per request
+        log_config=None,  # keep the kit's structlog set-up instead of uvicorn's dictConfig
         log_level=settings.log_level.lower(),
     )
     return 0
+
+
+def _prepare_multiprocess_metrics(workers: int) -> None:
+    """Several workers share metrics through files (prometheus-client's multiprocess mode): give
+    them a directory, emptied at start as prometheus-client asks, before any worker imports it."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if workers <= 1 and not directory:
+        return
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="kit-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
 
 
 def _create_admin(args: argparse.Namespace) -> int:
@@ -131,7 +154,28 @@ def _warm_cache(args: argparse.Namespace) -> int:
     return 0 if failed == 0 else 1
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from reference_app.core.celery_app import get_celery_app, uses_memory_broker
+
+    settings = get_settings()
+    if uses_memory_broker(settings):
+        print(
+            "worker: no broker configured (KIT_REDIS_URL or KIT_CELERY_BROKER_URL). The embedded "
+            "default runs tasks inside `serve`; a separate worker needs Redis.",
+            file=sys.stderr,
+        )
+        return 2
+    app = get_celery_app()
+    argv = ["worker", f"--loglevel={args.loglevel or settings.log_level}", f"--pool={args.pool}"]
+    concurrency = args.concurrency or app.conf.worker_concurrency
+    argv.append(f"--concurrency={concurrency}")
+    extra = args.celery_args[1:] if args.celery_args[:1] == ["--"] else args.celery_args
+    app.worker_main([*argv, *extra])
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "worker": _worker,
     "warm-cache": _warm_cache,
     "seed": _seed,
     "serve": _serve,
@@ -165,6 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="create an admin (password from KIT_ADMIN_PASSWORD or a prompt); idempotent",
     )
     admin.add_argument("--email", help="default: KIT_FIRST_ADMIN_EMAIL")
+    worker = sub.add_parser("worker", help="run a Celery worker for the configured broker (Redis)")
+    worker.add_argument(
+        "--concurrency",
+        type=int,
+        help="processes (default: KIT_WORKER_CONCURRENCY, else one per CPU)",
+    )
+    worker.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    worker.add_argument("--loglevel", help="default: KIT_LOG_LEVEL")
+    worker.add_argument(
+        "celery_args", nargs=argparse.REMAINDER, help="passed on to `celery worker` after --"
+    )
     return parser
 
 
