@@ -88,6 +88,40 @@ def integration(session: nox.Session) -> None:
     _pytest(session, "tests/integration")
 
 
+# `nox -s bench -- --compare` fails when a benchmark's median is more than this much slower
+# than in the last saved run. The median, because other work on a shared 2-core machine shows
+# up as outliers that move the mean; 25 %, because run-to-run jitter of the medians here stays
+# within about ±10 % while the regressions worth stopping for (a lost index, an N+1, a
+# serialisation detour) cost 2× or more. See docs/performance.md.
+BENCH_REGRESSION = "median:25%"
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks on real PostgreSQL and Redis, saved in .benchmarks/; `-- --compare` compares
+    with the last saved run and fails past the regression threshold (BENCH_REGRESSION)."""
+    _install(session, "test")
+    args = list(session.posargs)
+    compare = "--compare" in args
+    args = [a for a in args if a != "--compare"]
+    command = [
+        "python", "-m", "pytest", "tests/benchmarks", "--benchmark-only",
+        "--benchmark-autosave", f"--benchmark-storage=file://{ROOT / '.benchmarks'}",
+        "--benchmark-columns=min,median,mean,stddev,ops,rounds", "-p", "no:cacheprovider",
+    ]  # fmt: skip
+    if compare:
+        command += ["--benchmark-compare", f"--benchmark-compare-fail={BENCH_REGRESSION}"]
+    session.run(*command, *args)
+
+
+@nox.session
+def load(session: nox.Session) -> None:
+    """Start the real stack, run Locust headless for a bounded time, report against the SLOs,
+    stop everything: `nox -s load -- --users 50 --duration 60s` (`-- --help` for the rest)."""
+    _install(session, "test", "load")
+    session.run("python", "-m", "loadtests.run", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and the import-linter layering contract."""
@@ -100,7 +134,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy, strict on patterns and reference_app."""
-    _install(session, "test", "lint")
+    _install(session, "test", "lint", "load")
     session.run("mypy")
 
 

@@ -1,0 +1,1 @@
+"""Locust loads, SLO thresholds and the `nox -s load` orchestration (guide: "Load Testing")."""

@@ -1,0 +1,510 @@
+"""`nox -s load`: start the real stack, drive it with Locust for a bounded time, stop everything
+(guide: "Load Testing").
+
+In order: PostgreSQL and Redis from the harness's backends (`KIT_TEST_POSTGRES_URL` /
+`KIT_TEST_REDIS_URL`, else testcontainers, else local binaries), a database of its own for this
+run, migrations, seed data, uvicorn with N workers, a Celery worker, then Locust headless
+(`--processes` for a master and workers beyond one core). Readiness is polled on
+`/health/ready`, never slept for. Whatever happens (a failure, Ctrl-C), every process this module
+started is stopped by its process group, the run's database is dropped and the servers it
+started are stopped. The exit code is Locust's, which `loadtests.slo` sets from the thresholds.
+
+    python -m loadtests.run --users 50 --duration 60s [--scenario mixed] [--workers 2]
+
+Results go to `results/load/<timestamp>/`: Locust's CSV files and HTML report, the SLO summary
+(`summary.txt`), the server, worker and Locust logs, and the exact commands (`run.txt`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import re
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from patterns.testing import backends
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+# The main scenarios must measure the endpoints, not the limiter: limits far above any load.
+HIGH_LIMIT = "1000000/1"
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Which Locust users run, which SLO profile judges them, and server settings of its own."""
+
+    users: tuple[str, ...]
+    description: str
+    slo_profile: str = "default"
+    env: Mapping[str, str] = field(default_factory=dict)
+    ping: bool = False  # also serve loadtests/ping_app.py, as the baseline
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "mixed": Scenario(
+        ("APIUser", "BrowsingUser", "WriterUser"),
+        "the guide's user, anonymous browsers and a manager writing, together",
+    ),
+    "guide": Scenario(("APIUser",), "the guide's user alone: profile ×3, order ×1"),
+    "browse": Scenario(("BrowsingUser",), "anonymous catalog reads"),
+    "write": Scenario(("WriterUser",), "a manager creating items, stocking them, ordering"),
+    "compare": Scenario(
+        ("CompareListItems", "CompareMe", "CompareItemById", "PingUser"),
+        "items (100 per page), /users/me and one item beside a bare FastAPI /ping",
+        ping=True,
+    ),
+    "ratelimit": Scenario(
+        ("RateLimitProbe",),
+        "logins against a tiny login limit: 429s are expected, and required",
+        slo_profile="ratelimit",
+        env={"KIT_RATE_LIMIT_LOGIN": "5/60"},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    users: int = 50
+    duration: str = "60s"
+    spawn_rate: float | None = None  # default: all users within ~5 s
+    workers: int = 2  # uvicorn workers
+    processes: int = 1  # Locust processes (>1: a master and N-1... see locust --processes)
+    scenario: str = "mixed"
+    seed_users: int = 200
+    seed_items: int = 20_000
+    user_rate: float = 0.0
+    min_rps: float | None = None
+    order_delay_s: int | None = None
+    results_root: Path = ROOT / "results" / "load"
+    celery: bool = True
+
+    @property
+    def effective_spawn_rate(self) -> float:
+        return self.spawn_rate if self.spawn_rate is not None else max(1.0, self.users / 5)
+
+
+def parse_duration(text: str) -> int:
+    """Locust's `-t` format (`90`, `90s`, `2m`, `1h30m`) in seconds; ValueError otherwise."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"not a duration: {text!r} (examples: 60s, 2m, 1h30m)")
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total < 1:
+        raise ValueError("the duration must be at least one second")
+    return total
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text}")
+        return value
+
+    return parse
+
+
+def _duration(text: str) -> str:
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nox -s load --",
+        description="Start the real stack, run Locust headless for a bounded time, report.",
+        epilog="scenarios: "
+        + "; ".join(f"{name}: {s.description}" for name, s in SCENARIOS.items()),
+    )
+    add = parser.add_argument
+    add("--users", type=_positive(int), default=50, help="simulated users (default 50)")
+    add("--duration", type=_duration, default="60s", help="run time, e.g. 60s, 5m (default 60s)")
+    add("--spawn-rate", type=_positive(float), default=None, help="users started per second")
+    add("--workers", type=_positive(int), default=2, help="uvicorn workers (default 2)")
+    add(
+        "--processes",
+        type=int,
+        default=1,
+        help="Locust processes: 1 = one process; N > 1 = a master and N workers; -1 = one per core",
+    )
+    add("--scenario", choices=sorted(SCENARIOS), default="mixed")
+    add("--seed-users", type=_positive(int), default=200, help="demo users (default 200)")
+    add("--seed-items", type=_positive(int), default=20_000, help="demo items (default 20000)")
+    add(
+        "--user-rate",
+        type=float,
+        default=0.0,
+        help="task runs per second per user (constant throughput); default: the guide's 1-3 s",
+    )
+    add("--min-rps", type=float, default=None, help="fail below this total throughput")
+    add("--order-delay", type=int, default=None, help="KIT_ORDER_PROCESSING_DELAY_S for the run")
+    add("--results", type=Path, default=ROOT / "results" / "load", help="results root")
+    add("--no-celery", action="store_true", help="do not start a Celery worker")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> LoadOptions:
+    args = build_parser().parse_args(argv)
+    if args.processes == 0 or args.processes < -1:
+        build_parser().error("--processes must be -1 or >= 1")
+    return LoadOptions(
+        users=args.users,
+        duration=args.duration,
+        spawn_rate=args.spawn_rate,
+        workers=args.workers,
+        processes=args.processes,
+        scenario=args.scenario,
+        seed_users=args.seed_users,
+        seed_items=args.seed_items,
+        user_rate=args.user_rate,
+        min_rps=args.min_rps,
+        order_delay_s=args.order_delay,
+        results_root=args.results,
+        celery=not args.no_celery,
+    )
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def app_env(
+    options: LoadOptions, database_url: str, redis_url: str, base: Mapping[str, str]
+) -> dict[str, str]:
+    """The environment of every process of the stack: settings for a production-like run."""
+    scenario = SCENARIOS[options.scenario]
+    env = {k: v for k, v in base.items() if not k.startswith("KIT_")}
+    env.update(
+        {
+            "KIT_ENV": "prod",
+            "KIT_SECRET_KEY": secrets.token_urlsafe(48),
+            "KIT_DATABASE_URL": database_url,
+            "KIT_REDIS_URL": redis_url,
+            "KIT_LOG_JSON": "true",
+            "KIT_RATE_LIMIT_LOGIN": HIGH_LIMIT,
+            "KIT_RATE_LIMIT_REGISTER": HIGH_LIMIT,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH")])),
+        }
+    )
+    if options.order_delay_s is not None:
+        env["KIT_ORDER_PROCESSING_DELAY_S"] = str(options.order_delay_s)
+    env.update(scenario.env)
+    return env
+
+
+def server_command(options: LoadOptions, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "reference_app", "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(options.workers),
+    ]  # fmt: skip
+
+
+def ping_command(options: LoadOptions, port: int) -> list[str]:
+    """The baseline app under the settings `python -m reference_app serve` gives uvicorn
+    (uvloop and httptools by `auto`, no access log)."""
+    return [
+        sys.executable, "-m", "uvicorn", "loadtests.ping_app:app",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(options.workers),
+        "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "reference_app", "worker"]
+
+
+def locust_command(
+    options: LoadOptions, host: str, results: Path, ping_host: str | None = None
+) -> list[str]:
+    scenario = SCENARIOS[options.scenario]
+    argv = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+        "--host", host,
+        "--users", str(options.users),
+        "--spawn-rate", f"{options.effective_spawn_rate:g}",
+        "--run-time", options.duration,
+        "--stop-timeout", "10",
+        "--csv", str(results / "locust"), "--csv-full-history",
+        "--html", str(results / "report.html"),
+        "--logfile", str(results / "locust.log"),
+        "--only-summary",
+        "--slo-profile", scenario.slo_profile,
+        "--summary-file", str(results / "summary.txt"),
+        "--seed-users", str(options.seed_users),
+        "--seed-items", str(options.seed_items),
+        "--user-rate", f"{options.user_rate:g}",
+    ]  # fmt: skip
+    if options.processes != 1:
+        argv += ["--processes", str(options.processes)]
+    if options.min_rps is not None:
+        argv += ["--min-rps", f"{options.min_rps:g}"]
+    if ping_host:
+        argv += ["--ping-host", ping_host]
+    return [*argv, *scenario.users]
+
+
+def results_dir(root: Path, now: dt.datetime | None = None) -> Path:
+    """`<root>/<UTC timestamp>`, created; a second run in the same second gets a suffix."""
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
+    path = root / stamp
+    n = 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+class Processes:
+    """Children started in process groups of their own, stopped group by group, newest first:
+    uvicorn's and Celery's worker processes go with their parents."""
+
+    def __init__(self) -> None:
+        self._started: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
+
+    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path) -> None:
+        out = log.open("ab")
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except BaseException:
+            out.close()
+            raise
+        self._started.append((name, proc, out))
+
+    def check_alive(self) -> None:
+        """Raise if a child has exited: a server that died will never become ready."""
+        for name, proc, out in self._started:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"{name} exited with code {proc.returncode}; see {Path(out.name).name}"
+                )
+
+    def stop_all(self, timeout: float = 15.0) -> None:
+        for name, proc, out in reversed(self._started):
+            try:
+                _stop_group(proc, timeout)
+            except Exception as exc:  # keep stopping the others
+                print(f"load: could not stop {name}: {exc}", file=sys.stderr)
+            finally:
+                out.close()
+        self._started.clear()
+
+
+def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM to the child's process group, SIGKILL to it when it has not exited in time."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        pgid = None
+    if proc.poll() is None and pgid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            proc.wait(5)
+    # The leader may have exited before its children (uvicorn's workers): sweep the group.
+    if pgid is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def wait_ready(
+    url: str,
+    *,
+    timeout: float,
+    check: Callable[[], None] = lambda: None,
+    interval: float = 0.2,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    fetch: Callable[[str], int] | None = None,
+) -> None:
+    """Poll `url` until it answers 200; `check` raises when waiting is pointless (a child died).
+    TimeoutError after `timeout` seconds, naming the last answer."""
+    fetch = fetch or _status_of
+    deadline = clock() + timeout
+    last = "no answer"
+    while True:
+        check()
+        try:
+            status = fetch(url)
+            if status == 200:
+                return
+            last = f"HTTP {status}"
+        except OSError as exc:
+            last = type(exc).__name__
+        if clock() >= deadline:
+            raise TimeoutError(f"{url} not ready after {timeout:.0f} s (last: {last})")
+        sleep(interval)
+
+
+def _status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own http URL)
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+# --- servers and the run's database --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stack_services(name: str) -> Iterator[tuple[str, str, list[str]]]:
+    """PostgreSQL and Redis from the harness's backends and a database `name` on that server;
+    yields (database URL, Redis URL, descriptions). Dropped and stopped on the way out."""
+    started: list[backends.Service] = []
+    created = False
+    pg_url = ""
+    try:
+        pg, _ = backends.choose("postgres")
+        started.append(pg)
+        rd, _ = backends.choose("redis")
+        started.append(rd)
+        pg_url = pg.url
+        with psycopg.connect(pg_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created = True
+        database_url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+        yield database_url, rd.url, [pg.describe(), rd.describe()]
+    finally:
+        if created:
+            with (
+                contextlib.suppress(psycopg.Error),
+                psycopg.connect(pg_url, autocommit=True, connect_timeout=10) as conn,
+            ):
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+        for service in reversed(started):
+            backends.stop(service)  # a server from the environment is left alone
+
+
+def _cli_has(command: str) -> bool:
+    from reference_app.cli import COMMANDS
+
+    return command in COMMANDS
+
+
+def _step(results: Path, what: str, argv: Sequence[str]) -> None:
+    print(f"load: {what}", flush=True)
+    with (results / "run.txt").open("a", encoding="utf-8") as record:
+        record.write(f"{what}: {shlex.join(argv)}\n")
+
+
+def _run_step(results: Path, what: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
+    _step(results, what, argv)
+    with (results / "setup.log").open("ab") as log:
+        done = subprocess.run(
+            list(argv), env=dict(env), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=False
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {done.returncode}); see {results / 'setup.log'}")
+
+
+def run(options: LoadOptions) -> int:
+    results = results_dir(options.results_root)
+    scenario = SCENARIOS[options.scenario]
+    processes = Processes()
+    db_name = f"kit_load_{results.name.replace('-', '_').lower()}"
+    print(f"load: scenario {options.scenario!r} ({scenario.description}); results in {results}")
+    try:
+        with stack_services(db_name) as (database_url, redis_url, described):
+            for line in described:
+                print(f"load: using {line}", flush=True)
+            env = app_env(options, database_url, redis_url, os.environ)
+            metrics_dir = results / "prometheus"
+            metrics_dir.mkdir()
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+            _run_step(results, "migrate", [sys.executable, "-m", "reference_app", "migrate"], env)
+            seed = [
+                sys.executable, "-m", "reference_app", "seed",
+                "--users", str(options.seed_users), "--items", str(options.seed_items),
+            ]  # fmt: skip
+            _run_step(results, "seed", seed, env)
+
+            port = backends.free_port()
+            host = f"http://127.0.0.1:{port}"
+            argv = server_command(options, port)
+            _step(results, f"serve on {host} with {options.workers} workers", argv)
+            processes.start("server", argv, env, results / "server.log")
+            if options.celery and _cli_has("worker"):
+                _step(results, "celery worker", worker_command())
+                processes.start("worker", worker_command(), env, results / "worker.log")
+            elif options.celery:
+                print("load: no `python -m reference_app worker` yet: orders stay queued")
+            ping_host = None
+            if scenario.ping:
+                ping_port = backends.free_port()
+                ping_host = f"http://127.0.0.1:{ping_port}"
+                argv = ping_command(options, ping_port)
+                _step(results, f"ping baseline on {ping_host}", argv)
+                processes.start("ping", argv, env, results / "ping.log")
+            wait_ready(f"{host}/health/ready", timeout=90, check=processes.check_alive)
+            if ping_host:
+                wait_ready(f"{ping_host}/ping", timeout=60, check=processes.check_alive)
+
+            argv = locust_command(options, host, results, ping_host)
+            _step(results, "locust", argv)
+            timeout = parse_duration(options.duration) + 120
+            locust = subprocess.run(argv, env=env, cwd=ROOT, timeout=timeout, check=False)
+            code = locust.returncode
+    except KeyboardInterrupt:
+        print("\nload: interrupted; stopping everything this run started", file=sys.stderr)
+        code = 130
+    except (RuntimeError, TimeoutError, subprocess.TimeoutExpired, backends.NoBackendError) as exc:
+        print(f"load: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        processes.stop_all()
+    report = results / "report.html"
+    print(f"load: report {report if report.exists() else '(none written)'}")
+    summary = results / "summary.txt"
+    if summary.exists():
+        print(f"load: summary {summary}")
+    print(f"load: exit code {code}")
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
