@@ -71,6 +71,14 @@ def serve(session: nox.Session) -> None:
 
 
 @nox.session
+def worker(session: nox.Session) -> None:
+    """A Celery worker for the configured Redis (`KIT_REDIS_URL`); arguments go to
+    `python -m reference_app worker` (e.g. `-- --concurrency 4`)."""
+    _install(session)
+    session.run("python", "-m", "reference_app", "worker", *session.posargs)
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """Unit and integration tests, in parallel, against real PostgreSQL and Redis (the default)."""
     _pytest(session, "tests/unit", "tests/integration", "-n", "auto")

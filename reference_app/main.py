@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -28,6 +28,7 @@ from reference_app.core.redis import make_redis
 from reference_app.core.security import make_token_service
 from reference_app.core.warmup import warm_cache
 from reference_app.crud import user as user_crud
+from reference_app.worker.embedded import embedded_worker
 
 logger = logging.getLogger("reference_app")
 
@@ -82,9 +83,13 @@ def create_app(
         await _ensure_first_admin(app, settings)
         if settings.cache_warm_on_startup:
             await warm_cache(app)
+        background = ExitStack()
         try:
+            # No broker configured: tasks run on a worker thread here (reference_app.worker).
+            app.state.embedded_worker = background.enter_context(embedded_worker(settings))
             yield
         finally:
+            background.close()
             if owned_redis is not None:
                 await owned_redis.aclose()
             if owned_db is not None:

@@ -23,6 +23,11 @@ from reference_app.core.db import get_db
 from reference_app.core.mail import RecordingMailBackend
 from reference_app.main import create_app
 from reference_app.models.user import Role, User
+from tests.integration.celery_fixtures import (  # noqa: F401 (fixtures, registered by import)
+    celery_settings,
+    celery_worker,
+    start_celery_worker,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,36 @@
+"""The embedded default's worker: tasks run on a thread of the API process (DESIGN "Data access").
+
+With no Redis configured the broker is in memory, and only a consumer inside the publishing
+process can see its messages. So the API's lifespan starts one Celery worker thread, instead of
+switching Celery to eager mode: eager mode would run `process_order` inside the request's
+after-commit hook, ignoring the countdown and making the client wait for the payment, and it would
+skip everything a real worker does (serialisation, acknowledgement, retries through the broker).
+The thread honours countdowns and retries like a separate worker. What it cannot do is outlive
+the process: queued and delayed tasks are lost on a restart, which is the embedded default's
+trade-off (point `KIT_REDIS_URL` at a server and run `python -m reference_app worker` for the
+durable set-up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from patterns.tasks import in_process_worker
+from reference_app.core.celery_app import KitCelery, create_celery_app, uses_memory_broker
+from reference_app.core.config import Settings
+
+
+@contextmanager
+def embedded_worker(settings: Settings) -> Iterator[KitCelery | None]:
+    """A worker thread when the broker is in memory; nothing (None) when a real broker is set."""
+    if not uses_memory_broker(settings):
+        yield None
+        return
+    app = create_celery_app(settings)
+    try:
+        # solo: one task at a time, which also suits SQLite's single writer.
+        with in_process_worker(app, pool="solo", concurrency=1):
+            yield app
+    finally:
+        app.close()

@@ -1,0 +1,29 @@
+"""How the API hands an order to the worker (guide: "Order Processing Flow").
+
+The guide calls `celery_app.send_task` inside the transaction; here the task is published only
+after the request's transaction commits, so the worker always finds the order, and a rolled-back
+order sends nothing.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from patterns.tasks import send_after_commit
+from reference_app.core.celery_app import get_celery_app
+from reference_app.worker.tasks import PROCESS_ORDER
+
+
+def enqueue_process_order(
+    session: AsyncSession, order_id: int, countdown: float, *, app: Celery | None = None
+) -> str:
+    """Send `process_order(order_id)` with `countdown` seconds of delay once `session` commits.
+
+    `app` defaults to the process's app (`get_celery_app()`, from the environment's settings).
+    Returns the task id.
+    """
+    celery = app or get_celery_app()
+    return send_after_commit(
+        session, celery.signature(PROCESS_ORDER), args=(order_id,), countdown=countdown
+    )

@@ -1,0 +1,69 @@
+"""The embedded default runs Celery tasks on a worker thread inside the API process."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from patterns.db import session_scope
+from reference_app.core import migrations
+from reference_app.core.celery_app import get_celery_app
+from reference_app.core.config import Settings
+from reference_app.main import create_app
+from reference_app.models import Item, Order, Payment, User
+from reference_app.worker.enqueue import enqueue_process_order
+
+
+async def _add_order(session: AsyncSession) -> int:
+    user = User(email=f"{uuid.uuid4().hex[:8]}@example.com", hashed_password="x", role="user")
+    session.add(user)
+    await session.flush()
+    session.add(Item(title="Widget", category="tools", price=Decimal("5.00"), owner_id=user.id))
+    order = Order(user_id=user.id, status="pending", total=Decimal("5.00"))
+    session.add(order)
+    await session.flush()
+    session.add(Payment(order_id=order.id, amount=order.total, reference=uuid.uuid4().hex))
+    return order.id
+
+
+async def _status(app: FastAPI, order_id: int) -> str | None:
+    async with app.state.database.sessionmaker() as session:
+        order = await session.get(Order, order_id)
+        return order.status if order else None
+
+
+async def test_an_order_enqueued_after_commit_is_processed_in_process(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/kit.db"
+    migrations.upgrade(url)
+    settings = Settings(env="test", database_url=url, cache_warm_on_startup=False, _env_file=None)
+    app = create_app(settings)
+
+    async with app.router.lifespan_context(app):
+        assert app.state.embedded_worker is not None
+        async with session_scope(app.state.database.sessionmaker) as session:
+            order_id = await _add_order(session)
+            # The endpoint's call: the process's app publishes to the in-memory broker.
+            task_id = enqueue_process_order(session, order_id, countdown=0)
+
+        result = get_celery_app().AsyncResult(task_id)
+        assert result.get(timeout=10) == {"status": "completed"}
+        assert await _status(app, order_id) == "processed"
+
+
+async def test_a_configured_broker_starts_no_worker_in_the_api(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/kit.db"
+    migrations.upgrade(url)
+    settings = Settings(
+        env="test",
+        database_url=url,
+        celery_broker_url="redis://127.0.0.1:1/0",  # never contacted: no worker is started
+        cache_warm_on_startup=False,
+        _env_file=None,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        assert app.state.embedded_worker is None
