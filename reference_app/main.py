@@ -20,6 +20,7 @@ from patterns.security import PasswordHasher
 from reference_app.api import health
 from reference_app.api.v1.api import api_router
 from reference_app.core.cache import make_cache
+from reference_app.core.celery_app import create_celery_app
 from reference_app.core.config import Settings, get_settings
 from reference_app.core.logging import setup_logging
 from reference_app.core.mail import LoggingMailBackend
@@ -86,10 +87,11 @@ def create_app(
         background = ExitStack()
         try:
             # No broker configured: tasks run on a worker thread here (reference_app.worker).
-            app.state.embedded_worker = background.enter_context(embedded_worker(settings))
+            app.state.embedded_worker = background.enter_context(embedded_worker(app.state.celery))
             yield
         finally:
             background.close()
+            app.state.celery.close()
             if owned_redis is not None:
                 await owned_redis.aclose()
             if owned_db is not None:
@@ -107,6 +109,9 @@ def create_app(
     app.state.tokens = make_token_service(settings)
     app.state.passwords = PasswordHasher()
     app.state.mailer = LoggingMailBackend()
+    # Publishes this app's tasks (`enqueue_process_order(..., app=request.app.state.celery)`)
+    # to the broker its settings name; building it opens no connection.
+    app.state.celery = create_celery_app(settings)
     if database is not None:
         app.state.database = database
     if redis is not None:

@@ -47,6 +47,7 @@ class Published:
     task_id: str
     args: list[Any] | None
     eta: str | None  # ISO 8601, set when the task was sent with a countdown or an ETA
+    headers: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ class TaskEvents:
         args = list(body[0]) if isinstance(body, tuple | list) and body else None
         with self._lock:
             self.published.append(
-                Published(str(sender), str(headers.get("id")), args, headers.get("eta"))
+                Published(
+                    str(sender), str(headers.get("id")), args, headers.get("eta"), dict(headers)
+                )
             )
 
     def _on_retry(

@@ -17,20 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from patterns.tasks import in_process_worker
-from reference_app.core.celery_app import KitCelery, create_celery_app, uses_memory_broker
-from reference_app.core.config import Settings
+from reference_app.core.celery_app import KitCelery, uses_memory_broker
 
 
 @contextmanager
-def embedded_worker(settings: Settings) -> Iterator[KitCelery | None]:
-    """A worker thread when the broker is in memory; nothing (None) when a real broker is set."""
-    if not uses_memory_broker(settings):
-        yield None
+def embedded_worker(celery: KitCelery) -> Iterator[bool]:
+    """Run `celery`'s worker on a thread when its broker is in memory; yields whether it does."""
+    if not uses_memory_broker(celery.settings):
+        yield False
         return
-    app = create_celery_app(settings)
-    try:
-        # solo: one task at a time, which also suits SQLite's single writer.
-        with in_process_worker(app, pool="solo", concurrency=1):
-            yield app
-    finally:
-        app.close()
+    # solo: one task at a time, which also suits SQLite's single writer.
+    with in_process_worker(celery, pool="solo", concurrency=1):
+        yield True

@@ -20,8 +20,9 @@ def enqueue_process_order(
 ) -> str:
     """Send `process_order(order_id)` with `countdown` seconds of delay once `session` commits.
 
-    `app` defaults to the process's app (`get_celery_app()`, from the environment's settings).
-    Returns the task id.
+    In an endpoint pass the FastAPI app's Celery app (`request.app.state.celery`, built from the
+    same settings as the API); without `app`, the process's app from the environment's settings
+    (`get_celery_app()`) is used, as in scripts. Returns the task id.
     """
     celery = app or get_celery_app()
     return send_after_commit(

@@ -20,6 +20,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from patterns.db import session_scope
+from patterns.observability.celery import REQUEST_ID_HEADER
+from patterns.observability.request_id import set_request_id
 from patterns.tasks import RetryPolicy
 from reference_app.core.celery_app import TRANSIENT_ERRORS
 from reference_app.core.payments import (
@@ -330,15 +332,23 @@ async def test_no_task_is_sent_for_a_transaction_that_rolls_back(
 async def test_a_task_sent_after_commit_finds_its_order(
     committed_db: Sessions, celery_worker: CeleryWorker
 ) -> None:
-    async with session_scope(committed_db) as session:
-        order = await add_order(session)
-        task_id = enqueue_process_order(session, order.id, countdown=0.05, app=celery_worker.app)
-        assert celery_worker.events.published == []  # not before the commit
+    set_request_id("req-order-1")  # as inside a request
+    try:
+        async with session_scope(committed_db) as session:
+            order = await add_order(session)
+            task_id = enqueue_process_order(
+                session, order.id, countdown=0.05, app=celery_worker.app
+            )
+            assert celery_worker.events.published == []  # not before the commit
+    finally:
+        set_request_id(None)
 
     assert celery_worker.events.published_ids(PROCESS_ORDER) == [task_id]
     [message] = celery_worker.events.published
     assert message.args == [order.id]
     assert message.eta is not None  # the countdown travels as an ETA
+    # Published from a worker thread, in a copy of the caller's context: the id came along.
+    assert message.headers.get(REQUEST_ID_HEADER) == "req-order-1"
     result = celery_worker.app.AsyncResult(task_id)
     assert result.get(timeout=RESULT_TIMEOUT_S) == COMPLETED
     assert await statuses(committed_db, order.id) == ("processed", "succeeded")

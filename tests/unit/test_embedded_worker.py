@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.db import session_scope
 from reference_app.core import migrations
-from reference_app.core.celery_app import get_celery_app
 from reference_app.core.config import Settings
 from reference_app.main import create_app
 from reference_app.models import Item, Order, Payment, User
@@ -43,13 +42,13 @@ async def test_an_order_enqueued_after_commit_is_processed_in_process(tmp_path: 
     app = create_app(settings)
 
     async with app.router.lifespan_context(app):
-        assert app.state.embedded_worker is not None
+        assert app.state.embedded_worker is True
         async with session_scope(app.state.database.sessionmaker) as session:
             order_id = await _add_order(session)
-            # The endpoint's call: the process's app publishes to the in-memory broker.
-            task_id = enqueue_process_order(session, order_id, countdown=0)
+            # The endpoint's call: the app's Celery app publishes to the in-memory broker.
+            task_id = enqueue_process_order(session, order_id, countdown=0, app=app.state.celery)
 
-        result = get_celery_app().AsyncResult(task_id)
+        result = app.state.celery.AsyncResult(task_id)
         assert result.get(timeout=10) == {"status": "completed"}
         assert await _status(app, order_id) == "processed"
 
@@ -66,4 +65,4 @@ async def test_a_configured_broker_starts_no_worker_in_the_api(tmp_path: Path) -
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        assert app.state.embedded_worker is None
+        assert app.state.embedded_worker is False
