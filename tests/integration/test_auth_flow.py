@@ -104,6 +104,18 @@ async def test_wrong_password_and_unknown_email_get_the_same_401(
     assert wrong.headers["WWW-Authenticate"] == "Bearer"
 
 
+@pytest.mark.parametrize(
+    "username", ["nul\x00@example.com", "\x00", "a@example.com\x00"], ids=["inside", "only", "end"]
+)
+async def test_login_with_a_nul_in_the_email_is_the_usual_401_not_a_500(
+    client: AsyncClient, make_account: AccountFactory, username: str
+) -> None:
+    account = await make_account()
+    r = await client.post(LOGIN, data={"username": username, "password": account.password})
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] == "invalid_credentials"
+
+
 async def test_login_email_is_case_insensitive(
     client: AsyncClient, make_account: AccountFactory
 ) -> None:

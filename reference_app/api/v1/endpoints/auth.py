@@ -72,7 +72,13 @@ async def login(
     cache: CacheDep,
 ) -> TokenResponse:
     """OAuth2 password flow: `username` is the email. Returns an access and a refresh token."""
-    if len(form.password) > PASSWORD_MAX_LENGTH or len(form.username) > 320:
+    # The form is not a schema: bound it here. A NUL cannot be in a stored email (PostgreSQL
+    # text refuses it) and would reach the query as a driver error, i.e. a 500.
+    if (
+        len(form.password) > PASSWORD_MAX_LENGTH
+        or len(form.username) > 320
+        or "\x00" in form.username
+    ):
         raise AuthenticationError("Incorrect email or password.", code="invalid_credentials")
     user = await user_crud.authenticate(
         session, form.username, form.password, get_passwords(request)
