@@ -207,11 +207,55 @@ async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers that render every error in the envelope."""
+    """Register the handlers that render every error in the envelope, and document in OpenAPI
+    the one error FastAPI raises by itself on any route with a body (see `_document_bad_body`)."""
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(Exception, _unhandled_handler)
+    _document_bad_body(app)
+
+
+def _envelope_ref(schema: dict[str, Any]) -> str:
+    """The `$ref` of ErrorEnvelope in this OpenAPI document, added when no route declared it."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, component in components.items():
+        if component.get("title") == ErrorEnvelope.__name__:
+            return f"#/components/schemas/{name}"
+    generated = ErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(generated.pop("$defs", {}))
+    components[ErrorEnvelope.__name__] = generated
+    return f"#/components/schemas/{ErrorEnvelope.__name__}"
+
+
+def _document_bad_body(app: FastAPI) -> None:
+    """Declare 400 on every operation that takes a request body.
+
+    FastAPI answers 400 ("There was an error parsing the body", rendered in the envelope by
+    `_http_exception_handler`) before any route code runs when a body cannot be decoded at all:
+    bytes that are not UTF-8, JSON nested deeper than the parser's recursion limit, broken
+    multipart. (Merely malformed JSON is a 422.) No route can list that in its own `responses=`
+    without every route having to remember it, so it is added to the generated document, which
+    then describes every status a client can get.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        ref = _envelope_ref(schema)
+        bad_body = {
+            "description": "The body could not be decoded.",
+            "content": {"application/json": {"schema": {"$ref": ref}}},
+        }
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                if isinstance(operation, dict) and "requestBody" in operation:
+                    operation.setdefault("responses", {}).setdefault("400", bad_body)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -107,6 +107,28 @@ async def test_malformed_json_is_a_422_in_the_envelope(api: AsyncClient) -> None
     assert _envelope(r.json())["code"] == "validation_error"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b'{"email": "\xff\xfe"}', b"[" * 100_000 + b"]" * 100_000],
+    ids=["invalid-utf8", "nested-past-the-recursion-limit"],
+)
+async def test_undecodable_body_is_a_400_in_the_envelope(api: AsyncClient, body: bytes) -> None:
+    r = await api.post("/signup", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert _envelope(r.json())["code"] == "bad_request"
+
+
+async def test_openapi_documents_the_undecodable_body_400_on_routes_with_a_body() -> None:
+    schema = _app().openapi()
+    bad_body = schema["paths"]["/signup"]["post"]["responses"]["400"]
+    ref = bad_body["content"]["application/json"]["schema"]["$ref"]
+    assert ref == "#/components/schemas/ErrorEnvelope"
+    envelope = schema["components"]["schemas"]["ErrorEnvelope"]
+    assert envelope["required"] == ["error"]
+    assert schema["components"]["schemas"]["ErrorBody"]["required"] == ["code", "message"]
+    assert "400" not in schema["paths"]["/missing"]["get"]["responses"]
+
+
 async def test_unexpected_exception_is_a_500_that_leaks_nothing(api: AsyncClient) -> None:
     r = await api.get("/boom", headers={"X-Request-ID": "trace-123"})
     assert r.status_code == 500
