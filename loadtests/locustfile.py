@@ -85,6 +85,7 @@ def _verdict(environment: Environment, **_: Any) -> None:
         slo.thresholds_for(options.slo_profile, min_rps=options.min_rps),
         duration_s=duration,
         required=slo.REQUIRED.get(options.slo_profile, ()),
+        exclude_from_total=slo.EXCLUDED_FROM_TOTAL.get(options.slo_profile, ()),
     )
     summary = slo.render(verdict, title=f"SLO profile {options.slo_profile!r}")
     print(summary, flush=True)

@@ -22,6 +22,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import resource
 import secrets
 import shlex
 import signal
@@ -287,7 +288,9 @@ class Processes:
     def __init__(self) -> None:
         self._started: list[tuple[str, subprocess.Popen[bytes], IO[bytes]]] = []
 
-    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path) -> None:
+    def start(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path
+    ) -> subprocess.Popen[bytes]:
         out = log.open("ab")
         try:
             proc = subprocess.Popen(
@@ -303,6 +306,7 @@ class Processes:
             out.close()
             raise
         self._started.append((name, proc, out))
+        return proc
 
     def check_alive(self) -> None:
         """Raise if a child has exited: a server that died will never become ready."""
@@ -382,13 +386,108 @@ def _status_of(url: str) -> int:
         return exc.code
 
 
+# --- where the CPU went ------------------------------------------------------------------------
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stats() -> dict[int, tuple[int, int, int, float]]:
+    """pid → (parent pid, process group, session, CPU seconds) for every process (Linux)."""
+    found: dict[int, tuple[int, int, int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = raw.rsplit(")", 1)[1].split()
+        ppid, pgrp, session = int(fields[1]), int(fields[2]), int(fields[3])
+        cpu = (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / _CLOCK_TICKS
+        found[int(entry.name)] = (ppid, pgrp, session, cpu)
+    return found
+
+
+def _machine_busy_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return (sum(values) - idle) / _CLOCK_TICKS, sum(values) / _CLOCK_TICKS
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used during the load by each part of the stack (its process sessions, plus a
+    PostgreSQL postmaster's children) against the whole machine's: what the rest is, is other
+    work on the machine, which a figure taken on a shared machine must be read against."""
+
+    sessions: dict[str, int] = field(default_factory=dict)  # part → session id (its leader's pid)
+    trees: dict[str, int] = field(default_factory=dict)  # part → root pid, counted with children
+    _start: dict[str, float] = field(default_factory=dict)
+    _machine: tuple[float, float] = (0.0, 0.0)
+    _children: float = 0.0
+
+    def _usage(self) -> dict[str, float]:
+        procs = _proc_stats()
+        usage = dict.fromkeys([*self.sessions, *self.trees], 0.0)
+        by_session = {sid: part for part, sid in self.sessions.items()}
+        for pid, (ppid, _pgrp, sid, cpu) in procs.items():
+            if sid in by_session:
+                usage[by_session[sid]] += cpu
+            for part, root in self.trees.items():
+                if root in (pid, ppid):
+                    usage[part] += cpu
+        return usage
+
+    @staticmethod
+    def _reaped_children_s() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def start(self) -> None:
+        self._start = self._usage()
+        self._machine = _machine_busy_s()
+        self._children = self._reaped_children_s()
+
+    def report(self) -> str:
+        """Call after Locust has exited and been waited for: it is counted as this process's
+        reaped children (its own processes included), the others as they run."""
+        end = self._usage()
+        end["locust"] = self._reaped_children_s() - self._children
+        busy, total = _machine_busy_s()
+        wall = (total - self._machine[1]) / (os.cpu_count() or 1)
+        machine = busy - self._machine[0]
+        lines = [f"{'part':<12}{'CPU s':>9}{'cores':>8}"]
+        ours = 0.0
+        for part in end:
+            used = max(0.0, end[part] - self._start.get(part, 0.0))
+            ours += used
+            lines.append(f"{part:<12}{used:>9.1f}{used / wall if wall else 0:>8.2f}")
+        other = max(0.0, machine - ours)
+        lines.append(f"{'other':<12}{other:>9.1f}{other / wall if wall else 0:>8.2f}")
+        lines.append(
+            f"{'machine':<12}{machine:>9.1f}{machine / wall if wall else 0:>8.2f}"
+            f"   of {os.cpu_count()} cores over {wall:.0f} s; load average before/after in run.txt"
+        )
+        return "\n".join(lines) + "\n"
+
+
+def _postmaster_pid(service: backends.Service) -> int | None:
+    if service.backend != "local":
+        return None
+    try:
+        return int((Path(service.stop_info["data"]) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
 # --- servers and the run's database --------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def stack_services(name: str) -> Iterator[tuple[str, str, list[str]]]:
+def stack_services(name: str) -> Iterator[tuple[str, str, list[backends.Service]]]:
     """PostgreSQL and Redis from the harness's backends and a database `name` on that server;
-    yields (database URL, Redis URL, descriptions). Dropped and stopped on the way out."""
+    yields (database URL, Redis URL, the two services). Dropped and stopped on the way out."""
     started: list[backends.Service] = []
     created = False
     pg_url = ""
@@ -402,7 +501,7 @@ def stack_services(name: str) -> Iterator[tuple[str, str, list[str]]]:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         created = True
         database_url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-        yield database_url, rd.url, [pg.describe(), rd.describe()]
+        yield database_url, rd.url, [pg, rd]
     finally:
         if created:
             with (
@@ -422,10 +521,18 @@ def _cli_has(command: str) -> bool:
     return command in COMMANDS
 
 
+def _record(results: Path, line: str) -> None:
+    with (results / "run.txt").open("a", encoding="utf-8") as record:
+        record.write(line + "\n")
+
+
+def _loadavg() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def _step(results: Path, what: str, argv: Sequence[str]) -> None:
     print(f"load: {what}", flush=True)
-    with (results / "run.txt").open("a", encoding="utf-8") as record:
-        record.write(f"{what}: {shlex.join(argv)}\n")
+    _record(results, f"{what}: {shlex.join(argv)}")
 
 
 def _run_step(results: Path, what: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
@@ -445,9 +552,16 @@ def run(options: LoadOptions) -> int:
     db_name = f"kit_load_{results.name.replace('-', '_').lower()}"
     print(f"load: scenario {options.scenario!r} ({scenario.description}); results in {results}")
     try:
-        with stack_services(db_name) as (database_url, redis_url, described):
-            for line in described:
-                print(f"load: using {line}", flush=True)
+        with stack_services(db_name) as (database_url, redis_url, services):
+            meter = CpuMeter()
+            for service in services:
+                print(f"load: using {service.describe()}", flush=True)
+                _record(results, f"{service.kind}: {service.describe()}")
+            pg, rd = services
+            if (postmaster := _postmaster_pid(pg)) is not None:
+                meter.trees["postgres"] = postmaster
+            if rd.backend == "local":
+                meter.sessions["redis"] = int(rd.stop_info["pid"])
             env = app_env(options, database_url, redis_url, os.environ)
             metrics_dir = results / "prometheus"
             metrics_dir.mkdir()
@@ -463,10 +577,13 @@ def run(options: LoadOptions) -> int:
             host = f"http://127.0.0.1:{port}"
             argv = server_command(options, port)
             _step(results, f"serve on {host} with {options.workers} workers", argv)
-            processes.start("server", argv, env, results / "server.log")
+            meter.sessions["server"] = processes.start(
+                "server", argv, env, results / "server.log"
+            ).pid
             if options.celery and _cli_has("worker"):
                 _step(results, "celery worker", worker_command())
-                processes.start("worker", worker_command(), env, results / "worker.log")
+                worker = processes.start("worker", worker_command(), env, results / "worker.log")
+                meter.sessions["worker"] = worker.pid
             elif options.celery:
                 print("load: no `python -m reference_app worker` yet: orders stay queued")
             ping_host = None
@@ -475,20 +592,38 @@ def run(options: LoadOptions) -> int:
                 ping_host = f"http://127.0.0.1:{ping_port}"
                 argv = ping_command(options, ping_port)
                 _step(results, f"ping baseline on {ping_host}", argv)
-                processes.start("ping", argv, env, results / "ping.log")
+                meter.sessions["ping"] = processes.start(
+                    "ping", argv, env, results / "ping.log"
+                ).pid
             wait_ready(f"{host}/health/ready", timeout=90, check=processes.check_alive)
             if ping_host:
                 wait_ready(f"{ping_host}/ping", timeout=60, check=processes.check_alive)
 
             argv = locust_command(options, host, results, ping_host)
             _step(results, "locust", argv)
+            _record(results, f"load average before: {_loadavg()}")
             timeout = parse_duration(options.duration) + 120
-            locust = subprocess.run(argv, env=env, cwd=ROOT, timeout=timeout, check=False)
-            code = locust.returncode
+            # Locust in a session of its own too, so its CPU is counted apart from this process;
+            # Ctrl-C is passed on to it below, so it still writes its reports.
+            meter.start()
+            locust = processes.start("locust", argv, env, results / "locust.out")
+            try:
+                code = locust.wait(timeout)
+            except KeyboardInterrupt:
+                os.killpg(locust.pid, signal.SIGINT)
+                locust.wait(30)
+                raise
+            cpu = meter.report()
+            _record(results, f"load average after: {_loadavg()}")
+            (results / "cpu.txt").write_text(cpu)
+            print(f"load: CPU during the load (from /proc)\n{cpu}", end="")
+            summary_file = results / "summary.txt"
+            if summary_file.exists():
+                print(summary_file.read_text(), end="")
     except KeyboardInterrupt:
         print("\nload: interrupted; stopping everything this run started", file=sys.stderr)
         code = 130
-    except (RuntimeError, TimeoutError, subprocess.TimeoutExpired, backends.NoBackendError) as exc:
+    except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as exc:
         print(f"load: {exc}", file=sys.stderr)
         code = 2
     finally:

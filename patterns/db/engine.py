@@ -52,9 +52,22 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_async_engine(
-    url: str | URL, *, pool_size: int = 10, max_overflow: int = 10, echo: bool = False
+    url: str | URL,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 10,
+    echo: bool = False,
+    pre_ping: bool = False,
 ) -> AsyncEngine:
-    """An engine that fails fast when the server is gone instead of hanging a request."""
+    """An engine that fails fast when the server is gone instead of hanging a request.
+
+    No pre-ping by default: with asyncpg, SQLAlchemy's ping outside a transaction is three round
+    trips (BEGIN, a statement, ROLLBACK) on every checkout, as many as a primary-key request
+    needs for its own work, and the largest single cost the load test found (docs/performance.md).
+    A dropped connection is handled when it is used instead: SQLAlchemy recognises the
+    disconnect, invalidates every pooled connection older than it, and only the requests in
+    flight at that moment fail (tests/integration/test_engine_disconnect.py).
+    """
     u = async_url(url)
     if u.get_backend_name() == "sqlite":
         engine = create_async_engine(u, echo=echo)
@@ -65,7 +78,7 @@ def make_async_engine(
         echo=echo,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_timeout=5,
         connect_args={"timeout": 3, "command_timeout": 30},
     )

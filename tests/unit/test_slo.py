@@ -157,3 +157,17 @@ def test_summary_names_each_group_and_the_verdict() -> None:
     assert "  - orders: failure ratio" in text
     passing = slo.render(slo.evaluate([], {}, duration_s=1))
     assert "PASS: every threshold holds" in passing
+
+
+def test_logins_are_judged_on_their_own_and_left_out_of_the_total() -> None:
+    rows = [row("auth: POST /login", {400: 50}), row("profile: GET /profile", {10: 950})]
+    thresholds = slo.thresholds_for("default")
+    verdict = slo.evaluate(
+        rows, thresholds, duration_s=1, exclude_from_total=slo.EXCLUDED_FROM_TOTAL["default"]
+    )
+    total = verdict.groups[-1]
+    assert (total.group, total.requests, total.p95_ms) == (TOTAL, 950, 10)
+    assert verdict.ok
+    assert "(total leaves out: auth)" in slo.render(verdict)
+    # Counted in, the same logins would have broken the total's p95.
+    assert not slo.evaluate(rows, thresholds, duration_s=1).ok
