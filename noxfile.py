@@ -131,6 +131,19 @@ def load(session: nox.Session) -> None:
 
 
 @nox.session
+def pitfalls(session: nox.Session) -> None:
+    """Every pitfall's wrong and right version side by side, with measured evidence, on real
+    PostgreSQL and Redis (`-- PF001 PF008` for some). The servers: KIT_DATABASE_URL and
+    KIT_REDIS_URL when both are set (a scratch schema and a key prefix are used, then removed);
+    otherwise the test harness's (KIT_TEST_* URLs, testcontainers, or local binaries started for
+    the run). Tables and the PF001 chart go to results/pitfalls/."""
+    _install(session, "test")  # the harness's server starters live in patterns.testing
+    configured = os.environ.get("KIT_DATABASE_URL") and os.environ.get("KIT_REDIS_URL")
+    servers = [] if configured else ["--servers", "harness"]
+    session.run("python", "-m", "pitfalls", "run", *(session.posargs or ["all"]), *servers)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and the import-linter layering contract."""
     _install(session, "lint")
