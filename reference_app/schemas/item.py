@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from patterns.filtering import Condition, FilterSet, eq, gte, icontains, lte
 from patterns.validation import NoNul
@@ -29,7 +29,7 @@ class ItemCreate(BaseModel):
     description: Description | None = None
     category: Category
     price: Price
-    is_featured: bool = False
+    is_featured: StrictBool = False
 
 
 class ItemUpdate(BaseModel):
@@ -38,7 +38,7 @@ class ItemUpdate(BaseModel):
     description: Description | None = None
     category: Category | None = None
     price: Price | None = None
-    is_featured: bool | None = None
+    is_featured: StrictBool | None = None
 
 
 class ItemResponse(BaseModel):

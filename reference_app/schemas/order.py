@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from patterns.validation import DbId
 from reference_app.models.order import OrderStatus, PaymentStatus
@@ -18,7 +18,7 @@ MAX_QUANTITY = 10_000
 class OrderLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: DbId
-    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
 
 
 class OrderCreate(BaseModel):
@@ -62,7 +62,7 @@ class OrderResponse(BaseModel):
 
 class InventoryUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    quantity: Annotated[int, Field(ge=0, le=1_000_000)]
+    quantity: Annotated[StrictInt, Field(ge=0, le=1_000_000)]
 
 
 class InventoryResponse(BaseModel):

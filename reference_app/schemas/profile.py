@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from reference_app.schemas.user import UserResponse
 
@@ -28,7 +28,7 @@ class PreferencesUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     theme: Literal["light", "dark", "system"] | None = None
     language: Literal["en", "de", "fr", "es", "it", "nl", "pt"] | None = None
-    email_notifications: bool | None = None
+    email_notifications: StrictBool | None = None
 
 
 class ProfileResponse(BaseModel):

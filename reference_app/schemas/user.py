@@ -6,7 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 
 from patterns.validation import NoNul
 from reference_app.models.user import Role
@@ -39,7 +47,7 @@ class UserCreate(UserRegister):
     """An admin creating an account may pick its role and state."""
 
     role: Role = Role.USER
-    is_active: bool = True
+    is_active: StrictBool = True
 
 
 class UserUpdateMe(BaseModel):

@@ -258,3 +258,22 @@ async def test_inventory_is_set_by_managers_and_admins(
         assert stock == 7
         r = await client.put(f"{ITEMS}/{item.id}/inventory", headers=headers, json={"quantity": -1})
         assert r.status_code == 422
+
+
+@pytest.mark.parametrize("quantity", [False, True, 3.0, "3"])
+async def test_inventory_quantity_must_be_a_json_integer_and_a_refusal_changes_nothing(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession, quantity: object
+) -> None:
+    manager = await make_account(Role.MANAGER)
+    item = Item(title="Stocked", category="x", price=Decimal("1.00"), owner_id=manager.user.id)
+    db_session.add(item)
+    await db_session.flush()
+    db_session.add(Inventory(item_id=item.id, quantity=5))
+    await db_session.commit()
+    r = await client.put(
+        f"{ITEMS}/{item.id}/inventory", headers=manager.headers, json={"quantity": quantity}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["loc"] == ["body", "quantity"]
+    stock = await db_session.scalar(select(Inventory.quantity).where(Inventory.item_id == item.id))
+    assert stock == 5
