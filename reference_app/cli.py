@@ -155,7 +155,7 @@ def _warm_cache(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from reference_app.core.celery_app import get_celery_app, uses_memory_broker
+    from reference_app.core.celery_app import get_celery_app, uses_memory_broker, worker_logging
 
     settings = get_settings()
     if uses_memory_broker(settings):
@@ -170,7 +170,8 @@ def _worker(args: argparse.Namespace) -> int:
     concurrency = args.concurrency or app.conf.worker_concurrency
     argv.append(f"--concurrency={concurrency}")
     extra = args.celery_args[1:] if args.celery_args[:1] == ["--"] else args.celery_args
-    app.worker_main([*argv, *extra])
+    with worker_logging(app):
+        app.worker_main([*argv, *extra])
     return 0
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -34,9 +36,11 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
 from patterns.db import is_sqlite, sync_url
+from patterns.observability.celery import connect_celery_observability
 from patterns.tasks import MEMORY_DRAIN_SLICE_S, MEMORY_TRANSPORT, RetryPolicy
 from reference_app.core.config import Settings, get_settings
-from reference_app.core.logging import instrument_celery
+from reference_app.core.logging import setup_logging
+from reference_app.core.metrics import TASK_OUTCOMES
 from reference_app.core.payments import (
     FakePaymentGateway,
     PaymentGateway,
@@ -143,7 +147,13 @@ class KitCelery(Celery):
         self._engine: Engine | None = None
         self._engine_pid: int | None = None
         self._engine_lock = threading.Lock()
-        self._disconnect_observability = instrument_celery(self, settings)
+        # Request ids into task headers and task logs, outcomes counted per task. The logging
+        # take-over is connected only while this process runs a worker (`worker_logging`):
+        # Celery's `setup_logging` signal has no sender, so a receiver left behind by an app that
+        # never runs a worker (one per FastAPI app) would reconfigure every other worker's logs.
+        self._disconnect_observability = connect_celery_observability(
+            self, task_outcomes=TASK_OUTCOMES
+        )
 
     def sync_engine(self) -> Engine:
         """The worker process's engine, made on first use in that process.
@@ -166,6 +176,22 @@ class KitCelery(Celery):
                 self._engine.dispose()
             self._engine = None
         self._disconnect_observability()
+
+
+@contextmanager
+def worker_logging(app: KitCelery) -> Iterator[None]:
+    """While a worker for `app` starts and runs, Celery's logging set-up is the kit's.
+
+    Without it Celery configures logging itself: it sets the root logger to the worker's level
+    and gives task loggers their own handlers, around the kit's structlog pipeline.
+    """
+    disconnect = connect_celery_observability(
+        app, configure_logging=lambda: setup_logging(app.settings)
+    )
+    try:
+        yield
+    finally:
+        disconnect()
 
 
 def create_celery_app(

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from patterns.tasks import in_process_worker
-from reference_app.core.celery_app import KitCelery, uses_memory_broker
+from reference_app.core.celery_app import KitCelery, uses_memory_broker, worker_logging
 
 
 @contextmanager
@@ -27,5 +27,5 @@ def embedded_worker(celery: KitCelery) -> Iterator[bool]:
         yield False
         return
     # solo: one task at a time, which also suits SQLite's single writer.
-    with in_process_worker(celery, pool="solo", concurrency=1):
+    with worker_logging(celery), in_process_worker(celery, pool="solo", concurrency=1):
         yield True

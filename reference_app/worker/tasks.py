@@ -24,12 +24,14 @@ from celery import Task, shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from patterns.observability.logging import get_logger
 from patterns.tasks import ReliableTask
 from reference_app.core.celery_app import KitCelery
 from reference_app.core.payments import PaymentDeclinedError
 from reference_app.models.order import Order, OrderStatus, Payment, PaymentStatus
 
-logger = logging.getLogger("reference_app.worker")
+# structlog: the outcome fields are rendered as keys (stdlib `extra=` would be dropped).
+logger = get_logger("reference_app.worker")
 
 PROCESS_ORDER = "reference_app.worker.tasks.process_order"
 _MAX_ID = 2**31 - 1
@@ -71,13 +73,11 @@ def process_order(self: ReliableTask, order_id: int) -> dict[str, str]:
             logger.log(
                 level,
                 "order processing failed transiently",
-                extra={
-                    "order_id": order_id,
-                    "attempt": attempt,
-                    "max_retries": policy.max_retries,
-                    "error": type(exc).__name__,
-                    "gives_up": self.request.retries >= policy.max_retries,
-                },
+                order_id=order_id,
+                attempt=attempt,
+                max_retries=policy.max_retries,
+                error=type(exc).__name__,
+                gives_up=self.request.retries >= policy.max_retries,
             )
         self.retry_transient(exc, policy)
 
@@ -96,7 +96,9 @@ def _process(app: KitCelery, order_id: int, attempt: int) -> dict[str, str]:
         if order.status != OrderStatus.PENDING:
             logger.info(
                 "order already handled",
-                extra={"order_id": order_id, "order_status": order.status, "attempt": attempt},
+                order_id=order_id,
+                order_status=order.status,
+                attempt=attempt,
             )
             return completed()
         payment = session.scalars(
@@ -118,25 +120,21 @@ def _process(app: KitCelery, order_id: int, attempt: int) -> dict[str, str]:
                 order.status = OrderStatus.PROCESSED
     # Committed: the outcome is durable before it is reported.
     if payment is None:
-        logger.error("order failed: no payment intent", extra={"order_id": order_id})
+        logger.error("order failed: no payment intent", order_id=order_id)
         raise OrderNotPayableError(f"order {order_id} has no payment intent")
     if declined is not None:
         logger.warning(
             "order failed: payment declined",
-            extra={
-                "order_id": order_id,
-                "payment_reference": payment.reference,
-                "attempt": attempt,
-            },
+            order_id=order_id,
+            payment_reference=payment.reference,
+            attempt=attempt,
         )
         raise declined
     logger.info(
         "order processed",
-        extra={
-            "order_id": order_id,
-            "payment_reference": payment.reference,
-            "charge_id": charge,
-            "attempt": attempt,
-        },
+        order_id=order_id,
+        payment_reference=payment.reference,
+        charge_id=charge,
+        attempt=attempt,
     )
     return completed()

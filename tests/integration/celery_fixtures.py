@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from patterns.tasks import RetryPolicy
 from patterns.testing.celery import TaskEvents, embedded_worker, record_task_events
-from reference_app.core.celery_app import KitCelery, create_celery_app
+from reference_app.core.celery_app import KitCelery, create_celery_app, worker_logging
 from reference_app.core.config import Settings
 from reference_app.core.payments import RecordingPaymentGateway
 
@@ -71,6 +71,7 @@ def start_celery_worker(celery_settings: Settings, redis_client: Redis) -> Celer
         try:
             with (
                 record_task_events(app) as events,
+                worker_logging(app),
                 embedded_worker(app, pool=pool, concurrency=concurrency),
             ):
                 yield CeleryWorker(app, recording, events)

@@ -312,6 +312,16 @@ async def test_an_order_that_does_not_exist_fails_without_retrying(
     assert celery_worker.gateway.calls == []
 
 
+async def test_an_order_id_outside_the_column_range_is_refused_before_sql(
+    celery_worker: CeleryWorker,
+) -> None:
+    for bad_id in (0, -1, 2**31, "1", True):
+        result = process_order.delay(bad_id)
+        with pytest.raises(ValueError, match="order_id"):
+            result.get(timeout=RESULT_TIMEOUT_S)
+        assert celery_worker.events.retry_countdowns(result.id) == []
+
+
 # --- sending after commit --------------------------------------------------------------------
 
 
