@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from reference_app.api.v1.endpoints import admin, auth, items, users
+from reference_app.api.v1.endpoints import admin, auth, items, orders, users
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
 api_router.include_router(users.router)
 api_router.include_router(items.router)
+api_router.include_router(orders.router)
 api_router.include_router(admin.router)

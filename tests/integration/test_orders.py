@@ -1,0 +1,335 @@
+"""Placing orders on real PostgreSQL and Redis (guide: "Order Processing Flow")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from patterns.db import Database
+from patterns.security import TokenType
+from patterns.testing import make_client
+from reference_app.core.config import Settings
+from reference_app.main import create_app
+from reference_app.models.item import Inventory, Item
+from reference_app.models.order import Order, OrderStatus, Payment
+from reference_app.models.user import Role, User
+from tests.integration.conftest import AccountFactory
+
+ORDERS = "/api/v1/orders"
+
+
+async def _stocked_item(
+    session: AsyncSession, owner_id: int, quantity: int, price: str = "10.00"
+) -> Item:
+    item = Item(title="Widget", category="tools", price=Decimal(price), owner_id=owner_id)
+    session.add(item)
+    await session.flush()
+    session.add(Inventory(item_id=item.id, quantity=quantity))
+    await session.commit()
+    return item
+
+
+async def _stock(session: AsyncSession, item_id: int) -> int | None:
+    return await session.scalar(select(Inventory.quantity).where(Inventory.item_id == item_id))
+
+
+async def _orders(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Order)) or 0)
+
+
+async def test_guide_order_flow_reserves_stock_and_writes_order_lines_and_payment(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+) -> None:
+    buyer = await make_account()
+    a = await _stocked_item(db_session, buyer.user.id, 10, "2.50")
+    b = await _stocked_item(db_session, buyer.user.id, 3, "10.00")
+    r = await client.post(
+        ORDERS,
+        headers=buyer.headers,
+        json={"items": [{"id": b.id, "quantity": 3}, {"id": a.id, "quantity": 4}]},
+    )
+    assert r.status_code == 201, r.text
+    order = r.json()
+    assert order["status"] == "pending"
+    assert Decimal(order["total"]) == Decimal("40.00")
+    assert [(ln["item_id"], ln["quantity"], ln["unit_price"]) for ln in order["lines"]] == [
+        (a.id, 4, "2.50"),
+        (b.id, 3, "10.00"),
+    ]
+    assert order["payment"]["status"] == "requires_payment"
+    assert Decimal(order["payment"]["amount"]) == Decimal("40.00")
+    assert await _stock(db_session, a.id) == 6
+    assert await _stock(db_session, b.id) == 0
+    # The unit price was captured: a later price change does not rewrite the order.
+    a.price = Decimal("99.00")
+    await db_session.commit()
+    again = (await client.get(f"{ORDERS}/{order['id']}", headers=buyer.headers)).json()
+    assert again["lines"][0]["unit_price"] == "2.50"
+
+
+async def test_insufficient_stock_names_the_item_and_writes_nothing(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+) -> None:
+    buyer = await make_account()
+    plenty = await _stocked_item(db_session, buyer.user.id, 10)
+    scarce = await _stocked_item(db_session, buyer.user.id, 1)
+    r = await client.post(
+        ORDERS,
+        headers=buyer.headers,
+        json={"items": [{"id": plenty.id, "quantity": 2}, {"id": scarce.id, "quantity": 2}]},
+    )
+    assert r.status_code == 409, r.text
+    error = r.json()["error"]
+    assert error["code"] == "insufficient_stock"
+    assert str(scarce.id) in error["message"]
+    assert error["details"] == [{"item_id": scarce.id, "requested": 2, "available": 1}]
+    assert await _stock(db_session, plenty.id) == 10  # the first line's decrement was undone
+    assert await _stock(db_session, scarce.id) == 1
+    assert await _orders(db_session) == 0
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"items": []},
+        {"items": [{"id": 1, "quantity": 0}]},
+        {"items": [{"id": 1, "quantity": -3}]},
+        {"items": [{"id": 0, "quantity": 1}]},
+        {"items": [{"id": 2**40, "quantity": 1}]},
+        {"items": [{"id": 1, "quantity": 1}, {"id": 1, "quantity": 2}]},
+        {"items": [{"id": 1}]},
+        {"items": "all of them"},
+        {"items": [{"id": 1, "quantity": 1, "price": "0.01"}]},
+    ],
+)
+async def test_malformed_orders_are_422_and_write_nothing(
+    client: AsyncClient,
+    make_account: AccountFactory,
+    db_session: AsyncSession,
+    payload: dict[str, Any],
+) -> None:
+    buyer = await make_account()
+    r = await client.post(ORDERS, headers=buyer.headers, json=payload)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "validation_error"
+    assert await _orders(db_session) == 0
+
+
+async def test_unknown_item_is_404_and_writes_nothing(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+) -> None:
+    buyer = await make_account()
+    item = await _stocked_item(db_session, buyer.user.id, 5)
+    r = await client.post(
+        ORDERS,
+        headers=buyer.headers,
+        json={"items": [{"id": item.id, "quantity": 1}, {"id": item.id + 1000, "quantity": 1}]},
+    )
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "item_not_found"
+    assert await _stock(db_session, item.id) == 5
+
+
+async def test_same_idempotency_key_twice_makes_one_order(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+) -> None:
+    buyer = await make_account()
+    item = await _stocked_item(db_session, buyer.user.id, 5)
+    headers = {**buyer.headers, "Idempotency-Key": "checkout-42"}
+    body = {"items": [{"id": item.id, "quantity": 2}]}
+    first = await client.post(ORDERS, headers=headers, json=body)
+    second = await client.post(ORDERS, headers=headers, json=body)
+    assert first.status_code == 201
+    assert second.status_code == 200
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.json()["id"] == first.json()["id"]
+    assert await _orders(db_session) == 1
+    assert await _stock(db_session, item.id) == 3
+    other_body = {"items": [{"id": item.id, "quantity": 1}]}
+    r = await client.post(ORDERS, headers=headers, json=other_body)
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "idempotency_key_reused"
+    r = await client.post(
+        ORDERS, headers={**buyer.headers, "Idempotency-Key": "bad key!"}, json=body
+    )
+    assert r.status_code == 422
+
+
+async def test_orders_are_visible_to_owner_and_staff_only(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+) -> None:
+    buyer = await make_account()
+    item = await _stocked_item(db_session, buyer.user.id, 5)
+    created = await client.post(
+        ORDERS, headers=buyer.headers, json={"items": [{"id": item.id, "quantity": 1}]}
+    )
+    path = f"{ORDERS}/{created.json()['id']}"
+    assert (await client.get(path)).status_code == 401
+    assert (await client.get(path, headers=(await make_account()).headers)).status_code == 404
+    for role in (Role.MANAGER, Role.ADMIN):
+        assert (
+            await client.get(path, headers=(await make_account(role)).headers)
+        ).status_code == 200
+    assert (await client.get(path, headers=buyer.headers)).status_code == 200
+    assert (await client.get(f"{ORDERS}/{2**31}", headers=buyer.headers)).status_code == 422
+
+
+async def test_my_orders_list_has_a_constant_query_count(
+    client: AsyncClient,
+    make_account: AccountFactory,
+    db_session: AsyncSession,
+    assert_num_queries: Any,
+) -> None:
+    buyer = await make_account()
+    item = await _stocked_item(db_session, buyer.user.id, 100)
+    body = {"items": [{"id": item.id, "quantity": 1}]}
+    await client.post(ORDERS, headers=buyer.headers, json=body)
+    # user + count + orders + lines + payments
+    with assert_num_queries(5):
+        r = await client.get(ORDERS, headers=buyer.headers)
+    assert r.json()["total"] == 1
+    for _ in range(9):
+        await client.post(ORDERS, headers=buyer.headers, json=body)
+    with assert_num_queries(5):
+        r = await client.get(ORDERS, headers=buyer.headers)
+    page = r.json()
+    assert page["total"] == 10
+    assert all(len(o["lines"]) == 1 and o["payment"] for o in page["items"])
+
+
+# --- real commits: concurrency, atomicity, the broker --------------------------------------
+
+
+@pytest.fixture
+async def live(
+    settings: Settings,
+    db_engine: AsyncEngine,
+    redis_client: Redis,
+    committed_db: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[tuple[FastAPI, AsyncClient]]:
+    """The app with its own sessions per request (real commits), as in production."""
+    app = create_app(settings, database=Database(db_engine), redis=redis_client)
+    async with make_client(app, raise_app_exceptions=False) as c:
+        yield app, c
+
+
+async def _committed_buyer(app: FastAPI, session: AsyncSession, n: int = 1) -> list[dict[str, str]]:
+    """n committed users' auth headers; the first user also owns the test's items."""
+    headers = []
+    for _ in range(n):
+        user = User(email=f"b-{uuid.uuid4().hex[:10]}@example.com", hashed_password="x")
+        session.add(user)
+        await session.flush()
+        session.info.setdefault("first_user_id", user.id)
+        token, _ = app.state.tokens.create(user.id, TokenType.ACCESS)
+        headers.append({"Authorization": f"Bearer {token}"})
+    return headers
+
+
+def _owner(session: AsyncSession) -> int:
+    owner: int = session.info["first_user_id"]
+    return owner
+
+
+async def test_fifty_concurrent_orders_for_five_units_sell_exactly_five(
+    live: tuple[FastAPI, AsyncClient], committed_db: async_sessionmaker[AsyncSession]
+) -> None:
+    app, client = live
+    async with committed_db() as s:
+        buyers = await _committed_buyer(app, s, 50)
+        item = await _stocked_item(s, _owner(s), 5)
+    body = {"items": [{"id": item.id, "quantity": 1}]}
+    responses = await asyncio.gather(*(client.post(ORDERS, headers=h, json=body) for h in buyers))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(201) == 5, statuses
+    assert statuses.count(409) == 45
+    async with committed_db() as s:
+        assert await _stock(s, item.id) == 0
+        assert await _orders(s) == 5
+
+
+async def test_concurrent_retries_with_one_idempotency_key_make_one_order(
+    live: tuple[FastAPI, AsyncClient], committed_db: async_sessionmaker[AsyncSession]
+) -> None:
+    app, client = live
+    async with committed_db() as s:
+        (buyer,) = await _committed_buyer(app, s)
+        item = await _stocked_item(s, _owner(s), 50)
+    headers = {**buyer, "Idempotency-Key": "double-click"}
+    body = {"items": [{"id": item.id, "quantity": 2}]}
+    responses = await asyncio.gather(
+        *(client.post(ORDERS, headers=headers, json=body) for _ in range(10))
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
+    assert len({r.json()["id"] for r in responses}) == 1
+    async with committed_db() as s:
+        assert await _orders(s) == 1
+        assert await _stock(s, item.id) == 48
+
+
+async def test_failure_after_the_stock_decrement_leaves_no_order_and_the_stock_unchanged(
+    live: tuple[FastAPI, AsyncClient],
+    committed_db: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, client = live
+    async with committed_db() as s:
+        (buyer,) = await _committed_buyer(app, s)
+        item = await _stocked_item(s, _owner(s), 5)
+        other = Order(
+            user_id=1, total=Decimal(0), lines=[], payment=Payment(amount=0, reference="pay_taken")
+        )
+        s.add(other)
+        await s.commit()
+    # The payment intent is written after the decrement; make it fail (its reference collides).
+    monkeypatch.setattr(
+        "reference_app.crud.order.uuid.uuid4", lambda: type("U", (), {"hex": "taken"})()
+    )
+    r = await client.post(ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 2}]})
+    assert r.status_code == 500
+    assert r.json()["error"]["code"] == "internal_error"
+    async with committed_db() as s:
+        assert await _stock(s, item.id) == 5
+        assert await _orders(s) == 1  # only the pre-existing one
+
+
+def _queued_order_ids(raw: list[Any]) -> list[int]:
+    ids = []
+    for message in raw:
+        envelope = json.loads(message)
+        body = json.loads(__import__("base64").b64decode(envelope["body"]))
+        ids.append(int(body[0][0]))
+    return ids
+
+
+async def test_process_order_is_queued_after_commit_and_never_for_a_rollback(
+    live: tuple[FastAPI, AsyncClient],
+    committed_db: async_sessionmaker[AsyncSession],
+    redis_client: Redis,
+) -> None:
+    app, client = live
+    async with committed_db() as s:
+        (buyer,) = await _committed_buyer(app, s)
+        item = await _stocked_item(s, _owner(s), 1)
+    r = await client.post(ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 5}]})
+    assert r.status_code == 409
+    assert await redis_client.llen("celery") == 0  # the rolled-back order queued nothing
+    r = await client.post(ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 1}]})
+    assert r.status_code == 201
+    queued = _queued_order_ids(await redis_client.lrange("celery", 0, -1))
+    assert queued == [r.json()["id"]]
+    async with committed_db() as s:
+        order = await s.get(Order, queued[0])
+        assert order is not None
+        assert order.status == OrderStatus.PENDING.value
