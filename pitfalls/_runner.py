@@ -262,7 +262,9 @@ def evidence_markdown(pitfall: Pitfall, evidence: Evidence, backends: Backends) 
     for row in evidence.rows:
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
     lines += ["", evidence.verdict]
-    lines += [f"\n{note}" for note in evidence.notes]
+    for note in evidence.notes:
+        title, _, body = note.partition("\n")
+        lines += ["", title] + (["", "```text", body, "```"] if body else [])
     redis = "Redis" if backends.real_redis else "fakeredis"
     lines += [
         "",

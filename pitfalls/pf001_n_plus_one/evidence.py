@@ -19,7 +19,7 @@ from reference_app.models import Item, User
 
 SIZES = (10, 100, 1000)
 ITEMS_PER_USER = 3
-REPEAT = 3
+REPEAT = 5
 
 Version = Callable[[AsyncSession], Awaitable[dict[str, list[str]]]]
 
@@ -102,7 +102,7 @@ async def run(backends: Backends) -> Evidence:
                 {"wrong (query per user)": series["wq"], "right (joinedload)": series["rq"]},
             ),
             (
-                "time (ms, median of 3)",
+                f"time (ms, median of {REPEAT})",
                 {"wrong (query per user)": series["wt"], "right (joinedload)": series["rt"]},
             ),
         ],

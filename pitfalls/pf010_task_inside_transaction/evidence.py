@@ -152,7 +152,9 @@ async def scenarios(backends: Backends, version: ModuleType) -> list[Outcome]:
             pass
         await asyncio.to_thread(log.wait_idle)
         status = await _status(backends, order_id)
-        out.append(Outcome("order rolled back after the send", log.runs_since(before), status))
+        out.append(
+            Outcome("A: order rolled back after it was placed", log.runs_since(before), status)
+        )
 
         before = len(log.published)
         async with session_scope(backends.sessionmaker) as s:
@@ -161,7 +163,9 @@ async def scenarios(backends: Backends, version: ModuleType) -> list[Outcome]:
             await asyncio.to_thread(log.wait_idle)
         await asyncio.to_thread(log.wait_idle)
         status = await _status(backends, order_id)
-        out.append(Outcome("order committed after the send", log.runs_since(before), status))
+        out.append(
+            Outcome("B: order committed, the worker was quicker", log.runs_since(before), status)
+        )
     return out
 
 
@@ -179,8 +183,8 @@ async def run(backends: Backends) -> Evidence:
     queue = backends.key(QUEUE)
     await backends.redis.delete(f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
     rows: list[list[object]] = []
-    for name, outcomes in (("wrong", w), ("right", r)):
-        for o in outcomes:
+    for pair in zip(w, r, strict=True):
+        for name, o in zip(("wrong", "right"), pair, strict=True):
             status = o.status or "none (rolled back)"
             if o.status == "pending":
                 status += ", never processed"
