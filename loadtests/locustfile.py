@@ -65,8 +65,6 @@ def _configure(environment: Environment, **_: Any) -> None:
         # The guide waits 1-3 s between tasks; a fixed rate per user lets a modest number of
         # users offer a known load instead.
         user_class.wait_time = constant_throughput(rate) if rate > 0 else between(1, 3)
-    if options.ping_host:
-        PingUser.host = options.ping_host
 
 
 def _verdict(environment: Environment, **_: Any) -> None:
@@ -274,11 +272,13 @@ class CompareItemById(FastHttpUser):
 
 
 class PingUser(FastHttpUser):
-    """The baseline: a bare FastAPI app on the same server settings (host set by --ping-host)."""
+    """The baseline: a bare FastAPI app on the same server settings, at `--ping-host`.
+
+    An absolute URL, because Locust gives every user class the `--host` of the run."""
 
     @task
     def ping(self) -> None:
-        self.client.get("/ping", name="ping: GET /ping")
+        self.client.get(f"{_option(self, 'ping_host')}/ping", name="ping: GET /ping")
 
 
 COMPARE_USERS = (CompareListItems, CompareMe, CompareItemById, PingUser)
