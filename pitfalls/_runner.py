@@ -101,8 +101,7 @@ class Backends:
         """Another async engine on the scratch database, with room for `pool_size` concurrent
         connections; disposed when the run ends."""
         engine = make_async_engine(self.url, pool_size=pool_size, max_overflow=0)
-        if self.schema:
-            _use_schema(engine.sync_engine, self.schema)
+        self.confine(engine.sync_engine)
         self._engines.append(engine)
         return engine
 
