@@ -328,7 +328,8 @@ class Processes:
 
 
 def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM to the child's process group, SIGKILL to it when it has not exited in time."""
+    """SIGTERM to the child's process group, SIGKILL to what is left of it in time; returns
+    once no live process of the group remains (so its ports are free)."""
     try:
         pgid = os.getpgid(proc.pid)
     except ProcessLookupError:
@@ -336,16 +337,37 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
     if proc.poll() is None and pgid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-            proc.wait(5)
+    if pgid is None:
+        return
     # The leader may have exited before its children (uvicorn's workers): sweep the group.
-    if pgid is not None:
+    deadline = time.monotonic() + timeout
+    while _live_members(pgid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process group {pgid} survived SIGKILL")
+        time.sleep(0.05)
+    proc.poll()  # reap the leader if it was ours and is gone
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Processes of group `pgid` that are not zombies (Linux /proc; elsewhere, none known)."""
+    members = []
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
+        return members
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
 
 
 def wait_ready(
