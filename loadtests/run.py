@@ -354,7 +354,7 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 def _live_members(pgid: int) -> list[int]:
     """Processes of group `pgid` that are not zombies (Linux /proc; elsewhere, none known)."""
-    members = []
+    members: list[int] = []
     proc_dir = Path("/proc")
     if not proc_dir.is_dir():
         return members
