@@ -521,6 +521,8 @@ def stack_services(name: str) -> Iterator[tuple[str, str, list[backends.Service]
         pg_url = pg.url
         with psycopg.connect(pg_url, autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            row = conn.execute("SHOW server_version").fetchone()
+            pg.detail += f"; PostgreSQL {row[0] if row else 'unknown'}"
         created = True
         database_url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
         yield database_url, rd.url, [pg, rd]
@@ -546,6 +548,30 @@ def _cli_has(command: str) -> bool:
 def _record(results: Path, line: str) -> None:
     with (results / "run.txt").open("a", encoding="utf-8") as record:
         record.write(line + "\n")
+
+
+VERSIONED = (
+    "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "sqlalchemy", "asyncpg", "redis",
+    "celery", "pydantic", "structlog", "locust",
+)  # fmt: skip
+
+
+def describe_machine() -> list[str]:
+    """What a figure depends on: the machine, Python and the stack's package versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def known(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    uname = os.uname()
+    return [
+        f"machine: {os.cpu_count()} cores, {uname.sysname} {uname.release} {uname.machine}",
+        f"python: {sys.version.split()[0]}",
+        "packages: " + ", ".join(f"{name} {known(name)}" for name in VERSIONED),
+    ]
 
 
 def _loadavg() -> str:
@@ -580,6 +606,8 @@ def run(options: LoadOptions) -> int:
                 print(f"load: using {service.describe()}", flush=True)
                 _record(results, f"{service.kind}: {service.describe()}")
             pg, rd = services
+            for line in describe_machine():
+                _record(results, line)
             if (postmaster := _postmaster_pid(pg)) is not None:
                 meter.trees["postgres"] = postmaster
             if rd.backend == "local":

@@ -203,3 +203,11 @@ def test_check_alive_reports_a_child_that_exited(tmp_path: Path) -> None:
             )
     finally:
         processes.stop_all()
+
+
+def test_machine_description_names_cores_python_and_the_stack_versions() -> None:
+    machine, python, packages = run.describe_machine()
+    assert machine.startswith(f"machine: {os.cpu_count()} cores")
+    assert python == f"python: {sys.version.split()[0]}"
+    assert "fastapi " in packages
+    assert "sqlalchemy " in packages
