@@ -19,6 +19,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from patterns.observability.request_id import get_request_id
@@ -206,10 +209,40 @@ async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "Internal server error.")
 
 
+# A backing service went away mid-request: the database connection dropped or was refused, the
+# pool had no connection to give within its timeout, or Redis did not answer. Nothing was
+# committed (the session dependency rolled back), so the client may retry: 503, not 500.
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionRefusedError,
+)
+
+
+async def _unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, sa_exc.DBAPIError) and not (
+        exc.connection_invalidated
+        or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    ):
+        return await _unhandled_handler(request, exc)
+    logger.warning("backing service unavailable: %s", type(exc).__name__, exc_info=exc)
+    return error_response(
+        503,
+        "service_unavailable",
+        "A service this request needs is unavailable; nothing was changed. Retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that render every error in the envelope, and document in OpenAPI
     the one error FastAPI raises by itself on any route with a body (see `_document_bad_body`)."""
     app.add_exception_handler(AppError, _app_error_handler)
+    for exc_type in _UNAVAILABLE:
+        app.add_exception_handler(exc_type, _unavailable_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(Exception, _unhandled_handler)

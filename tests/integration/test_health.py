@@ -50,3 +50,15 @@ async def test_ready_is_503_naming_redis_when_it_is_down(
     await dead_redis.aclose()
     assert r.status_code == 503
     assert [d["check"] for d in r.json()["error"]["details"]] == ["redis"]
+
+
+async def test_api_answers_503_not_500_while_the_database_is_down(
+    settings: Settings, redis_client: Redis
+) -> None:
+    dead = Database.from_url(f"postgresql://postgres@127.0.0.1:{free_port()}/nope")
+    app = create_app(settings, database=dead, redis=redis_client)
+    async with make_client(app, raise_app_exceptions=False) as c:
+        r = await c.get("/api/v1/items")
+    await dead.dispose()
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["code"] == "service_unavailable"

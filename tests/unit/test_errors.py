@@ -8,6 +8,9 @@ import pytest
 from fastapi import FastAPI, HTTPException
 from httpx import ASGITransport, AsyncClient
 from pydantic import BaseModel, Field
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import exc as sa_exc
 
 from patterns.errors import BusinessRuleError, NotFoundError, install_error_handlers
 from patterns.observability.request_id import RequestIdMiddleware
@@ -152,3 +155,45 @@ async def test_request_id_is_generated_echoed_and_sanitised(api: AsyncClient) ->
     r = await api.get("/missing", headers={"X-Request-ID": "bad id\twith spaces"})
     assert r.headers["X-Request-ID"] != "bad id\twith spaces"
     assert len(r.headers["X-Request-ID"]) == 32
+
+
+def _failing_app(exc: Exception) -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/work")
+    async def work() -> None:
+        raise exc
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        sa_exc.OperationalError("SELECT 1", {}, ConnectionRefusedError("refused")),
+        sa_exc.InterfaceError("SELECT 1", {}, Exception("connection is closed")),
+        sa_exc.TimeoutError("QueuePool limit reached"),
+        RedisConnectionError("Error 111 connecting"),
+        RedisTimeoutError("Timeout reading from socket"),
+    ],
+    ids=["db-refused", "db-closed", "pool-timeout", "redis-refused", "redis-timeout"],
+)
+async def test_a_backing_service_outage_is_a_503_to_retry_not_a_500(exc: Exception) -> None:
+    transport = ASGITransport(app=_failing_app(exc), raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.get("/work")
+    assert r.status_code == 503
+    assert _envelope(r.json())["code"] == "service_unavailable"
+    assert r.headers["Retry-After"] == "1"
+    assert "refused" not in r.text
+
+
+async def test_a_database_error_that_is_not_an_outage_stays_a_500() -> None:
+    exc = sa_exc.IntegrityError("INSERT", {}, Exception("duplicate key"))
+    transport = ASGITransport(app=_failing_app(exc), raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.get("/work")
+    assert r.status_code == 500
+    assert "duplicate" not in r.text
