@@ -109,6 +109,11 @@ def bench(session: nox.Session) -> None:
     """Benchmarks on real PostgreSQL and Redis, saved in .benchmarks/; `-- --compare` compares
     with the last saved run and fails past the regression threshold (BENCH_REGRESSION)."""
     _install(session, "test")
+    # Figures from a busy machine make a poor baseline and a false regression: say how busy.
+    load1 = os.getloadavg()[0]
+    session.log(f"load average {load1:.2f} on {os.cpu_count()} cores")
+    if load1 > (os.cpu_count() or 1) / 2:
+        session.warn("the machine is busy: timings will be slower and noisier than usual")
     args = list(session.posargs)
     compare = "--compare" in args
     args = [a for a in args if a != "--compare"]
