@@ -97,7 +97,13 @@ def test_metrics_aggregate_the_requests_served_by_two_workers(tmp_path: Path) ->
                 assert statuses == [200] * BATCH
                 sent += BATCH
 
+        # A worker observes the duration after the last byte is sent, so the client can see a
+        # response a moment before its count lands: read until every request is counted.
         per_pid = _requests_per_pid(multiproc_dir)
+        deadline = time.monotonic() + 10
+        while sum(per_pid.values()) < sent and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling interval: the loop checks the files
+            per_pid = _requests_per_pid(multiproc_dir)
         assert len(per_pid) == 2, f"all {sent} requests went to one worker: {per_pid}"
         assert sum(per_pid.values()) == sent
 
