@@ -30,7 +30,9 @@ def make_cache(redis: Redis) -> Cache:
     return Cache(redis, prefix="kit", hits=CACHE_HITS, misses=CACHE_MISSES)
 
 
-def get_cache(request: Request) -> Cache:
+async def get_cache(request: Request) -> Cache:
+    # async although it awaits nothing: FastAPI runs a plain `def` dependency in its thread
+    # pool, a thread hop on every request for an attribute lookup (docs/performance.md).
     cache: Cache = request.app.state.cache
     return cache
 
