@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -19,11 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from patterns.db import Database
 from patterns.security import TokenType
 from patterns.testing import make_client
+from patterns.testing.celery import record_task_events
 from reference_app.core.config import Settings
 from reference_app.main import create_app
 from reference_app.models.item import Inventory, Item
 from reference_app.models.order import Order, OrderStatus, Payment
 from reference_app.models.user import Role, User
+from reference_app.worker.tasks import PROCESS_ORDER
 from tests.integration.conftest import AccountFactory
 
 ORDERS = "/api/v1/orders"
@@ -304,32 +305,29 @@ async def test_failure_after_the_stock_decrement_leaves_no_order_and_the_stock_u
         assert await _orders(s) == 1  # only the pre-existing one
 
 
-def _queued_order_ids(raw: list[Any]) -> list[int]:
-    ids = []
-    for message in raw:
-        envelope = json.loads(message)
-        body = json.loads(__import__("base64").b64decode(envelope["body"]))
-        ids.append(int(body[0][0]))
-    return ids
-
-
 async def test_process_order_is_queued_after_commit_and_never_for_a_rollback(
     live: tuple[FastAPI, AsyncClient],
     committed_db: async_sessionmaker[AsyncSession],
-    redis_client: Redis,
 ) -> None:
     app, client = live
     async with committed_db() as s:
         (buyer,) = await _committed_buyer(app, s)
         item = await _stocked_item(s, _owner(s), 1)
-    r = await client.post(ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 5}]})
-    assert r.status_code == 409
-    assert await redis_client.llen("celery") == 0  # the rolled-back order queued nothing
-    r = await client.post(ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 1}]})
-    assert r.status_code == 201
-    queued = _queued_order_ids(await redis_client.lrange("celery", 0, -1))
-    assert queued == [r.json()["id"]]
-    async with committed_db() as s:
-        order = await s.get(Order, queued[0])
+    with record_task_events(app.state.celery) as events:
+        r = await client.post(
+            ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 5}]}
+        )
+        assert r.status_code == 409
+        assert events.published == []  # the rolled-back order queued nothing
+        r = await client.post(
+            ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 1}]}
+        )
+        assert r.status_code == 201
+    (sent,) = events.published
+    assert sent.task == PROCESS_ORDER
+    assert sent.args == [r.json()["id"]]
+    assert sent.eta is not None  # the configured countdown
+    async with committed_db() as s:  # committed before the publish: a worker finds it
+        order = await s.get(Order, r.json()["id"])
         assert order is not None
         assert order.status == OrderStatus.PENDING.value
