@@ -17,6 +17,7 @@ from patterns.observability.metrics import mark_process_dead_if_multiprocess
 from patterns.observability.middleware import install_observability
 from patterns.observability.request_id import RequestIdMiddleware
 from patterns.security import PasswordHasher
+from patterns.validation import BodySizeLimitMiddleware
 from reference_app.api import health
 from reference_app.api.v1.api import api_router
 from reference_app.core.cache import make_cache
@@ -121,6 +122,7 @@ def create_app(
     # After the error handlers (their types are recorded), before the request-id middleware
     # (added last, so outermost: the id is bound for every line this one logs).
     install_observability(app, metrics=HTTP_METRICS)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(api_router, prefix=settings.api_v1_prefix)

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     project_name: str = "Core Concepts Kit"
     api_v1_prefix: str = "/api/v1"
 
+    # Requests: a larger body is refused with 413 before it is read into memory.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
     # Storage. Defaults are the embedded mode: no servers needed.
     database_url: str = "sqlite:///./.kit/kit.db"
     redis_url: str | None = None  # None → in-process fakeredis

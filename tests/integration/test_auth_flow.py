@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reference_app.core.config import Settings
 from reference_app.core.mail import RecordingMailBackend
 from reference_app.models.user import Role, User
 from tests.integration.conftest import AccountFactory
@@ -278,3 +279,13 @@ async def test_admin_lists_users_in_pages(
     page = r.json()
     assert (page["total"], page["size"], page["pages"], len(page["items"])) == (5, 2, 3, 2)
     assert "hashed_password" not in r.text
+
+
+async def test_a_body_over_the_limit_is_413_in_the_envelope_and_writes_nothing(
+    client: AsyncClient, db_session: AsyncSession, settings: Settings
+) -> None:
+    huge = {"email": "big@example.com", "password": "x" * (settings.max_body_bytes + 1)}
+    r = await client.post(REGISTER, json=huge)
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
+    assert await _users(db_session) == 0
