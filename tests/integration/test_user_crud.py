@@ -1,0 +1,50 @@
+"""The guide's user CRUD tests ("Testing Database Operations", `tests/crud/test_user.py`) on the
+kit's `reference_app.crud.user`, in the harness's rolled-back transaction."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from patterns.errors import ConflictError
+from patterns.security import PasswordHasher
+from reference_app.crud import user as user_crud
+from reference_app.schemas.user import UserRegister
+
+pytestmark = pytest.mark.integration
+
+
+async def test_create_user_flushes_a_lowercased_email_and_an_argon2_hash(
+    db_session: AsyncSession,
+) -> None:
+    hasher = PasswordHasher()
+    user_in = UserRegister(email="Test@Example.com", password="testpass123")
+    user = await user_crud.create(db_session, user_in, hasher)
+    assert user.id is not None  # flushed: the id is there, the commit is the caller's
+    assert user.email == "test@example.com"
+    assert user.hashed_password.startswith("$argon2id$")
+    assert (await hasher.verify_and_update_async("testpass123", user.hashed_password))[0]
+
+
+async def test_get_user_by_email_finds_it_in_any_letter_case(db_session: AsyncSession) -> None:
+    hasher = PasswordHasher()
+    user = await user_crud.create(
+        db_session, UserRegister(email="found@example.com", password="testpass123"), hasher
+    )
+    found = await user_crud.get_by_email(db_session, "FOUND@example.com")
+    assert found is not None
+    assert found.id == user.id
+    assert await user_crud.get_by_email(db_session, "missing@example.com") is None
+
+
+async def test_creating_a_second_user_with_the_same_email_is_a_conflict(
+    db_session: AsyncSession,
+) -> None:
+    hasher = PasswordHasher()
+    await user_crud.create(
+        db_session, UserRegister(email="a@example.com", password="x" * 8), hasher
+    )
+    with pytest.raises(ConflictError):
+        await user_crud.create(
+            db_session, UserRegister(email="A@example.com", password="y" * 8), hasher
+        )
