@@ -97,6 +97,7 @@ class LoadOptions:
     order_delay_s: int | None = None
     results_root: Path = ROOT / "results" / "load"
     celery: bool = True
+    reset_stats: bool = False
 
     @property
     def effective_spawn_rate(self) -> float:
@@ -164,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--order-delay", type=int, default=None, help="KIT_ORDER_PROCESSING_DELAY_S for the run")
     add("--results", type=Path, default=ROOT / "results" / "load", help="results root")
     add("--no-celery", action="store_true", help="do not start a Celery worker")
+    add(
+        "--reset-stats",
+        action="store_true",
+        help="judge the steady state only: Locust drops what it measured while users were "
+        "starting (the logins among it)",
+    )
     return parser
 
 
@@ -185,6 +192,7 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadOptions:
         order_delay_s=args.order_delay,
         results_root=args.results,
         celery=not args.no_celery,
+        reset_stats=args.reset_stats,
     )
 
 
@@ -261,6 +269,8 @@ def locust_command(
         argv += ["--processes", str(options.processes)]
     if options.min_rps is not None:
         argv += ["--min-rps", f"{options.min_rps:g}"]
+    if options.reset_stats:
+        argv.append("--reset-stats")
     if ping_host:
         argv += ["--ping-host", ping_host]
     return [*argv, *scenario.users]
