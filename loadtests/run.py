@@ -28,6 +28,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -458,11 +459,14 @@ class CpuMeter:
     _start: dict[str, float] = field(default_factory=dict)
     _machine: tuple[float, float] = (0.0, 0.0)
     _children: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _timeline: threading.Thread | None = None
 
-    def _usage(self) -> dict[str, float]:
+    def _usage(self, extra: Mapping[str, int] | None = None) -> dict[str, float]:
         procs = _proc_stats()
-        usage = dict.fromkeys([*self.sessions, *self.trees], 0.0)
-        by_session = {sid: part for part, sid in self.sessions.items()}
+        sessions = {**self.sessions, **(extra or {})}
+        usage = dict.fromkeys([*sessions, *self.trees], 0.0)
+        by_session = {sid: part for part, sid in sessions.items()}
         for pid, (ppid, _pgrp, sid, cpu) in procs.items():
             if sid in by_session:
                 usage[by_session[sid]] += cpu
@@ -480,6 +484,35 @@ class CpuMeter:
         self._start = self._usage()
         self._machine = _machine_busy_s()
         self._children = self._reaped_children_s()
+
+    def start_timeline(self, path: Path, locust_session: int, interval: float = 1.0) -> None:
+        """Write the cores used each second, by part and by the rest of the machine, to a CSV:
+        a latency spike that lines up with `other` is the machine's, not the app's."""
+        extra = {"locust": locust_session}
+
+        def sample() -> None:
+            before, (busy_before, _) = self._usage(extra), _machine_busy_s()
+            with path.open("w", encoding="utf-8") as out:
+                out.write(",".join(["timestamp", *before, "other", "machine"]) + "\n")
+                while not self._stop.wait(interval):
+                    now, (busy, _) = self._usage(extra), _machine_busy_s()
+                    # A process that exited takes its CPU with it: never count less than 0.
+                    used = {k: max(0.0, now[k] - before.get(k, 0.0)) / interval for k in now}
+                    machine = (busy - busy_before) / interval
+                    other = max(0.0, machine - sum(used.values()))
+                    row = [*used.values(), other, machine]
+                    # Unix seconds, as in Locust's stats history, so the two files line up.
+                    out.write(f"{time.time():.0f}," + ",".join(f"{v:.2f}" for v in row) + "\n")
+                    out.flush()
+                    before, busy_before = now, busy
+
+        self._timeline = threading.Thread(target=sample, name="cpu-timeline", daemon=True)
+        self._timeline.start()
+
+    def stop_timeline(self) -> None:
+        self._stop.set()
+        if self._timeline is not None:
+            self._timeline.join(5)
 
     def report(self) -> str:
         """Call after Locust has exited and been waited for: it is counted as this process's
@@ -667,12 +700,15 @@ def run(options: LoadOptions) -> int:
             # Ctrl-C is passed on to it below, so it still writes its reports.
             meter.start()
             locust = processes.start("locust", argv, env, results / "locust.out")
+            meter.start_timeline(results / "cpu_timeline.csv", locust.pid)
             try:
                 code = locust.wait(timeout)
             except KeyboardInterrupt:
                 os.killpg(locust.pid, signal.SIGINT)
                 locust.wait(30)
                 raise
+            finally:
+                meter.stop_timeline()
             cpu = meter.report()
             _record(results, f"load average after: {_loadavg()}")
             (results / "cpu.txt").write_text(cpu)
