@@ -19,11 +19,13 @@ Locust's exit code. `loadtests/run.py` starts the stack and picks the users for 
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import uuid
 from typing import Any
 from urllib.parse import urlencode
 
+import gevent
 from locust import FastHttpUser, between, constant_throughput, events, task
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
@@ -54,6 +56,25 @@ def _add_arguments(parser: LocustArgumentParser) -> None:
         help="task runs per second per user (constant throughput); 0: the guide's 1-3 s wait",
     )
     group.add_argument("--ping-host", default=None, help="base URL of loadtests/ping_app.py")
+    group.add_argument(
+        "--warmup", type=float, default=0.0, help="seconds from the start whose stats are dropped"
+    )
+
+
+def _start_warmup(environment: Environment, **_: Any) -> None:
+    """After `--warmup` seconds, drop the statistics so far: the verdict is the steady state.
+
+    Each process resets its own (a worker's next report then carries only new requests), the
+    master its aggregate; the run's duration is then counted from the reset too."""
+    options = environment.parsed_options
+    if options is None or options.warmup <= 0:
+        return
+
+    def reset() -> None:
+        environment.stats.reset_all()
+        logging.getLogger("loadtests").info("warm-up of %ss over: statistics reset", options.warmup)
+
+    gevent.spawn_later(options.warmup, reset)
 
 
 def _configure(environment: Environment, **_: Any) -> None:
@@ -286,3 +307,4 @@ COMPARE_USERS = (CompareListItems, CompareMe, CompareItemById, PingUser)
 events.init_command_line_parser.add_listener(_add_arguments)  # type: ignore[no-untyped-call]
 events.init.add_listener(_configure)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(_verdict)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(_start_warmup)  # type: ignore[no-untyped-call]

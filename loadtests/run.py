@@ -98,7 +98,7 @@ class LoadOptions:
     order_delay_s: int | None = None
     results_root: Path = ROOT / "results" / "load"
     celery: bool = True
-    reset_stats: bool = False
+    warmup: str | None = None  # a duration; statistics before it are dropped
 
     @property
     def effective_spawn_rate(self) -> float:
@@ -167,18 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
     add("--results", type=Path, default=ROOT / "results" / "load", help="results root")
     add("--no-celery", action="store_true", help="do not start a Celery worker")
     add(
-        "--reset-stats",
-        action="store_true",
-        help="judge the steady state only: Locust drops what it measured while users were "
-        "starting (the logins among it)",
+        "--warmup",
+        type=_duration,
+        default=None,
+        help="judge the steady state: drop what was measured in this first part of the run "
+        "(e.g. 20s; the users' logins and the backlog they leave fall in it)",
     )
     return parser
 
 
 def parse_args(argv: Sequence[str] | None = None) -> LoadOptions:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.processes == 0 or args.processes < -1:
-        build_parser().error("--processes must be -1 or >= 1")
+        parser.error("--processes must be -1 or >= 1")
+    if args.warmup is not None and parse_duration(args.warmup) >= parse_duration(args.duration):
+        parser.error("--warmup must be shorter than --duration")
     return LoadOptions(
         users=args.users,
         duration=args.duration,
@@ -193,7 +197,7 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadOptions:
         order_delay_s=args.order_delay,
         results_root=args.results,
         celery=not args.no_celery,
-        reset_stats=args.reset_stats,
+        warmup=args.warmup,
     )
 
 
@@ -270,8 +274,8 @@ def locust_command(
         argv += ["--processes", str(options.processes)]
     if options.min_rps is not None:
         argv += ["--min-rps", f"{options.min_rps:g}"]
-    if options.reset_stats:
-        argv.append("--reset-stats")
+    if options.warmup is not None:
+        argv += ["--warmup", str(parse_duration(options.warmup))]
     if ping_host:
         argv += ["--ping-host", ping_host]
     return [*argv, *scenario.users]

@@ -36,7 +36,14 @@ def test_bad_duration_is_refused(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["--users", "0"], ["--duration", "soon"], ["--processes", "0"], ["--scenario", "x"]]
+    "argv",
+    [
+        ["--users", "0"],
+        ["--duration", "soon"],
+        ["--processes", "0"],
+        ["--scenario", "x"],
+        ["--duration", "30s", "--warmup", "30s"],
+    ],
 )
 def test_invalid_arguments_exit_with_usage_error(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
@@ -84,7 +91,7 @@ def test_server_and_baseline_use_the_same_uvicorn_workers() -> None:
 
 def test_locust_command_is_headless_bounded_and_writes_reports(tmp_path: Path) -> None:
     options = LoadOptions(
-        users=50, duration="60s", scenario="guide", processes=-1, min_rps=500, reset_stats=True
+        users=50, duration="60s", scenario="guide", processes=-1, min_rps=500, warmup="1m"
     )
     argv = run.locust_command(options, "http://127.0.0.1:9", tmp_path)
     joined = " ".join(argv)
@@ -94,14 +101,14 @@ def test_locust_command_is_headless_bounded_and_writes_reports(tmp_path: Path) -
     assert f"--summary-file {tmp_path / 'summary.txt'}" in joined
     assert "--processes -1" in joined
     assert "--min-rps 500" in joined
-    assert "--reset-stats" in argv
+    assert argv[argv.index("--warmup") + 1] == "60"  # seconds, for the locustfile
     assert argv[-1] == "APIUser"
 
 
 def test_single_process_locust_gets_no_processes_flag(tmp_path: Path) -> None:
     argv = run.locust_command(LoadOptions(), "http://h", tmp_path)
     assert "--processes" not in argv
-    assert "--reset-stats" not in argv  # the ramp-up counts unless asked otherwise
+    assert "--warmup" not in argv  # the ramp-up counts unless asked otherwise
     assert argv[-3:] == list(SCENARIOS["mixed"].users)
 
 
