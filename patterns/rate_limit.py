@@ -8,6 +8,11 @@ Here each check is one Lua script (atomic in Redis, using the server's clock), i
 * fixed window: INCR, and PEXPIRE only when the key is new;
 * sliding window (log): a sorted set of request timestamps trimmed to the window.
 
+Hand-written rather than fastapi-limiter or slowapi: the kit needs the app's own Redis client per
+request (fakeredis when embedded, a logical database per test worker), the error envelope, a
+failure policy and a rejection counter; the two scripts are short and their exactness under
+concurrency is tested (docs: Decisions).
+
 When Redis cannot be reached the limiter follows its policy: fail open (let the request through,
 log it, count it) or fail closed (503 in the envelope). The kit fails open by default: a cache
 outage should not take sign-up and login down; brute force is still bounded by the argon2 cost.

@@ -115,6 +115,12 @@ def _seed(args: argparse.Namespace) -> int:
 
     settings = get_settings()
 
+    from reference_app.core import migrations
+    from reference_app.main import _ensure_sqlite_dir
+
+    _ensure_sqlite_dir(settings.database_url)
+    migrations.upgrade()  # seeding an unmigrated database would fail on missing tables
+
     async def run() -> dict[str, int]:
         database = Database.from_url(settings.database_url)
         try:

@@ -1,7 +1,7 @@
 """The guide's two benchmark examples, done right (guide: "Benchmark Testing").
 
 * Bulk-creating 100 users: the guide builds the same 100 emails in every round, so the second
-  round hits the unique index (`tests/integration/test_benchmark_erratum.py` proves it). Here
+  round hits the unique index (`tests/integration/test_performance_errata.py` proves it). Here
   every round inserts 100 new emails, through the kit's `CRUDBase.bulk_create` (one
   `INSERT … RETURNING` per batch), inside the harness's rolled-back transaction.
 * Cache set/get: on a real Redis (the harness's per-worker database), through the kit's cache
