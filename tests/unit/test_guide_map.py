@@ -4,8 +4,9 @@ It fails when a guide heading or snippet path is missing from the map, when an e
 status requires (code and tests unless planned), or when a referenced file, symbol, test function
 or docs page no longer exists. Files are parsed (ast, tomllib), never imported.
 
-The guide is read from `../shared/guide/core-concepts.md` beside the repository, or from the
-file named by `KIT_GUIDE_PATH` when that is set.
+The guide is read from `../shared/guide/core-concepts.md` beside the repository (as in CI), or
+from the file named by `KIT_GUIDE_PATH` when that is set; in a clone without it, only the checks
+against the guide are skipped, with that reason.
 """
 
 from __future__ import annotations
@@ -212,15 +213,14 @@ def guide_map() -> dict[str, list[dict[str, Any]]]:
 @pytest.fixture(scope="module")
 def outline() -> Outline:
     path = find_guide()
-    if path is None or not path.is_file():
-        where = (
-            f"{path} (named by {GUIDE_ENV})"
-            if path
-            else f"{GUIDE_BESIDE_REPO} (the shared/ folder beside the repository)"
-        )
-        pytest.fail(
-            f"The Core Concepts Guide was not found at {where}. Set {GUIDE_ENV} to the guide's "
-            "core-concepts.md to check the guide map against it."
+    if path is not None and not path.is_file():
+        pytest.fail(f"{GUIDE_ENV} names {path}, which is not a file.")
+    if path is None:
+        # A clone without the team's guide beside it (the kit ships the map, not the guide):
+        # the checks of the map against the code still run; these against the guide cannot.
+        pytest.skip(
+            f"the Core Concepts Guide is not at {GUIDE_BESIDE_REPO}; set {GUIDE_ENV} to its "
+            "core-concepts.md to check the map against it"
         )
     return parse_guide(path.read_text(encoding="utf-8"))
 
