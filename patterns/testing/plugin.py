@@ -244,6 +244,16 @@ def kit_services(request: pytest.FixtureRequest) -> Iterator[KitServices]:
     _drop_database(pg.url, db_name)
 
 
+@pytest.fixture
+def scratch_database(kit_services: KitServices) -> Iterator[str]:
+    """A new, empty database on the run's server (plain URL), dropped after the test: for tests
+    that migrate from nothing or cut every connection."""
+    name = f"kit_scratch_{uuid.uuid4().hex[:10]}"
+    _create_database(kit_services.postgres.url, name)
+    yield _db_url(kit_services.postgres.url, name)
+    _drop_database(kit_services.postgres.url, name)
+
+
 @pytest.fixture(scope="session")
 def database_url(kit_services: KitServices) -> str:
     """Plain `postgresql://` URL of this worker's migrated database."""

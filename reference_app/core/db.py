@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.db import Database
-from patterns.db.session import commit, rollback
+from patterns.db.session import session_scope
 
 
 def get_database(request: Request) -> Database:
@@ -24,13 +24,8 @@ def get_database(request: Request) -> Database:
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_database(request).sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await rollback(session)
-            raise
-        await commit(session)
+    async with session_scope(get_database(request).sessionmaker) as session:
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]

@@ -3,32 +3,15 @@ drops every connection, e.g. on a restart or a failover."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from patterns.db import make_async_engine
-from patterns.testing.plugin import KitServices
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def scratch_database(kit_services: KitServices) -> Iterator[str]:
-    """A database of its own: terminating its connections cannot hurt the worker's engine."""
-    server = kit_services.postgres.url
-    name = f"kit_drop_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _terminate_backends(database_url: str) -> int:

@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 
 import psycopg
-import pytest
-from psycopg import sql
-from sqlalchemy.engine import make_url
 
-from patterns.testing.plugin import KitServices
 from reference_app.core import migrations
-
-
-@pytest.fixture
-def scratch_database(kit_services: KitServices) -> Iterator[str]:
-    """An empty database of its own: migrations are tested from nothing."""
-    server = kit_services.postgres.url
-    name = f"kit_mig_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _tables(url: str) -> set[str]:
