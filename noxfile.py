@@ -72,8 +72,9 @@ def serve(session: nox.Session) -> None:
 
 @nox.session
 def worker(session: nox.Session) -> None:
-    """A Celery worker for the configured Redis (`KIT_REDIS_URL`); arguments go to
-    `python -m reference_app worker` (e.g. `-- --concurrency 4`)."""
+    """A Celery worker for the configured Redis (`KIT_REDIS_URL`).
+
+    Arguments go to `python -m reference_app worker` (e.g. `-- --concurrency 4`)."""
     _install(session)
     session.run("python", "-m", "reference_app", "worker", *session.posargs)
 
@@ -106,8 +107,10 @@ BENCH_REGRESSION = "median:25%"
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks on real PostgreSQL and Redis, saved in .benchmarks/; `-- --compare` compares
-    with the last saved run and fails past the regression threshold (BENCH_REGRESSION)."""
+    """Benchmarks on real PostgreSQL and Redis; `-- --compare` fails on a regression.
+
+    Runs are saved in .benchmarks/; `--compare` compares with the last saved run and fails past
+    the regression threshold (BENCH_REGRESSION)."""
     _install(session, "test")
     # Figures from a busy machine make a poor baseline and a false regression: say how busy.
     load1 = os.getloadavg()[0]
@@ -129,16 +132,19 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def load(session: nox.Session) -> None:
-    """Start the real stack, run Locust headless for a bounded time, report against the SLOs,
-    stop everything: `nox -s load -- --users 50 --duration 60s` (`-- --help` for the rest)."""
+    """The real stack under Locust for a bounded time, judged against the SLOs.
+
+    Starts and stops everything: `nox -s load -- --users 50 --duration 60s` (`-- --help` for
+    the rest)."""
     _install(session, "test", "load")
     session.run("python", "-m", "loadtests.run", *session.posargs)
 
 
 @nox.session
 def pitfalls(session: nox.Session) -> None:
-    """Every pitfall's wrong and right version side by side, with measured evidence, on real
-    PostgreSQL and Redis (`-- PF001 PF008` for some). The servers: KIT_DATABASE_URL and
+    """Every pitfall's wrong and right version side by side, with measured evidence.
+
+    On real PostgreSQL and Redis (`-- PF001 PF008` for some). The servers: KIT_DATABASE_URL and
     KIT_REDIS_URL when both are set (a scratch schema and a key prefix are used, then removed);
     otherwise the test harness's (KIT_TEST_* URLs, testcontainers, or local binaries started for
     the run). Tables and the PF001 chart go to results/pitfalls/."""
