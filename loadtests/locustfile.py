@@ -21,12 +21,14 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import gevent
-from locust import FastHttpUser, between, constant_throughput, events, task
+from locust import FastHttpUser, User, between, events, task
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 from locust.runners import WorkerRunner
@@ -53,7 +55,7 @@ def _add_arguments(parser: LocustArgumentParser) -> None:
         "--user-rate",
         type=float,
         default=0.0,
-        help="task runs per second per user (constant throughput); 0: the guide's 1-3 s wait",
+        help="task runs per second per user (Poisson arrivals); 0: the guide's 1-3 s wait",
     )
     group.add_argument("--ping-host", default=None, help="base URL of loadtests/ping_app.py")
     group.add_argument(
@@ -77,15 +79,36 @@ def _start_warmup(environment: Environment, **_: Any) -> None:
     gevent.spawn_later(options.warmup, reset)
 
 
+def poisson_throughput(rate: float) -> Callable[[User], float]:
+    """A wait time that starts a user's tasks as a Poisson process of `rate` per second.
+
+    Locust's `constant_throughput` keeps each user's phase, and users started together stay
+    together: the load then arrives in synchronised bursts (measured: 40 users at 2/s each gave
+    a p95 of 51 ms in bursts and 3 ms spread out, same server, same 80 requests/s). Independent
+    exponential gaps spread the users out, as independent clients are. A user behind schedule
+    starts at once but does not burst to catch up.
+    """
+    if rate <= 0:
+        raise ValueError("rate must be positive")
+
+    def wait(user: User) -> float:
+        now = time.monotonic()
+        due = max(getattr(user, "_kit_due", now) + random.expovariate(rate), now)
+        user._kit_due = due  # type: ignore[attr-defined]
+        return due - now
+
+    return wait
+
+
 def _configure(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     if options is None:
         return
     rate = float(options.user_rate)
     for user_class in (APIUser, BrowsingUser, WriterUser, *COMPARE_USERS):
-        # The guide waits 1-3 s between tasks; a fixed rate per user lets a modest number of
-        # users offer a known load instead.
-        user_class.wait_time = constant_throughput(rate) if rate > 0 else between(1, 3)
+        # The guide waits 1-3 s between tasks; a rate per user lets a modest number of users
+        # offer a known load instead.
+        user_class.wait_time = poisson_throughput(rate) if rate > 0 else between(1, 3)
 
 
 def _verdict(environment: Environment, **_: Any) -> None:

@@ -99,6 +99,7 @@ class LoadOptions:
     results_root: Path = ROOT / "results" / "load"
     celery: bool = True
     warmup: str | None = None  # a duration; statistics before it are dropped
+    settings: tuple[tuple[str, str], ...] = ()  # KIT_* overrides for the stack, applied last
 
     @property
     def effective_spawn_rate(self) -> float:
@@ -160,12 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--user-rate",
         type=float,
         default=0.0,
-        help="task runs per second per user (constant throughput); default: the guide's 1-3 s",
+        help="task runs per second per user (Poisson arrivals); default: the guide's 1-3 s wait",
     )
     add("--min-rps", type=float, default=None, help="fail below this total throughput")
     add("--order-delay", type=int, default=None, help="KIT_ORDER_PROCESSING_DELAY_S for the run")
     add("--results", type=Path, default=ROOT / "results" / "load", help="results root")
     add("--no-celery", action="store_true", help="do not start a Celery worker")
+    add(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KIT_NAME=VALUE",
+        help="a setting for every process of the stack, applied last (repeatable), "
+        "e.g. --set KIT_DB_POOL_SIZE=20",
+    )
     add(
         "--warmup",
         type=_duration,
@@ -183,6 +192,12 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadOptions:
         parser.error("--processes must be -1 or >= 1")
     if args.warmup is not None and parse_duration(args.warmup) >= parse_duration(args.duration):
         parser.error("--warmup must be shorter than --duration")
+    settings = []
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("KIT_"):
+            parser.error(f"--set takes KIT_NAME=VALUE, not {item!r}")
+        settings.append((name, value))
     return LoadOptions(
         users=args.users,
         duration=args.duration,
@@ -198,6 +213,7 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadOptions:
         results_root=args.results,
         celery=not args.no_celery,
         warmup=args.warmup,
+        settings=tuple(settings),
     )
 
 
@@ -225,6 +241,7 @@ def app_env(
     if options.order_delay_s is not None:
         env["KIT_ORDER_PROCESSING_DELAY_S"] = str(options.order_delay_s)
     env.update(scenario.env)
+    env.update(options.settings)
     return env
 
 

@@ -43,6 +43,8 @@ def test_bad_duration_is_refused(text: str) -> None:
         ["--processes", "0"],
         ["--scenario", "x"],
         ["--duration", "30s", "--warmup", "30s"],
+        ["--set", "PATH=/tmp"],
+        ["--set", "KIT_LOG_LEVEL"],
     ],
 )
 def test_invalid_arguments_exit_with_usage_error(argv: list[str]) -> None:
@@ -222,3 +224,19 @@ def test_machine_description_names_cores_python_and_the_stack_versions() -> None
     assert python == f"python: {sys.version.split()[0]}"
     assert "fastapi " in packages
     assert "sqlalchemy " in packages
+
+
+def test_settings_given_with_set_reach_the_stack_last() -> None:
+    options = run.parse_args(
+        [
+            "--scenario",
+            "ratelimit",
+            "--set",
+            "KIT_DB_POOL_SIZE=25",
+            "--set",
+            "KIT_RATE_LIMIT_LOGIN=2/60",
+        ]
+    )
+    env = run.app_env(options, "postgresql://db/x", "redis://r/0", {})
+    assert env["KIT_DB_POOL_SIZE"] == "25"
+    assert env["KIT_RATE_LIMIT_LOGIN"] == "2/60"  # over the scenario's own 5/60
