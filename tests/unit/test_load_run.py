@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
+import statistics
 import sys
 from pathlib import Path
 
 import pytest
 
-from loadtests import run
+from loadtests import pacing, run
 from loadtests.run import SCENARIOS, LoadOptions
 from reference_app.core.config import Settings
 
@@ -240,3 +242,38 @@ def test_settings_given_with_set_reach_the_stack_last() -> None:
     env = run.app_env(options, "postgresql://db/x", "redis://r/0", {})
     assert env["KIT_DB_POOL_SIZE"] == "25"
     assert env["KIT_RATE_LIMIT_LOGIN"] == "2/60"  # over the scenario's own 5/60
+
+
+class _User:
+    """Stands in for a Locust user: the wait function only keeps its schedule on it."""
+
+
+def test_poisson_pacing_keeps_the_mean_rate_with_irregular_gaps() -> None:
+    now = [0.0]
+    wait = pacing.poisson_throughput(4.0, rng=random.Random(8), clock=lambda: now[0])
+    user = _User()
+    gaps = []
+    for _ in range(4000):
+        gap = wait(user)
+        gaps.append(gap)
+        now[0] += gap  # the task itself takes no time here
+    assert min(gaps) >= 0
+    assert abs(statistics.fmean(gaps) - 0.25) < 0.0125  # within 5 % of 1/rate
+    assert statistics.pstdev(gaps) > 0.2  # exponential: about as spread as the mean
+
+
+def test_poisson_pacing_user_behind_schedule_starts_at_once_without_bursting() -> None:
+    now = [0.0]
+    wait = pacing.poisson_throughput(10.0, rng=random.Random(1), clock=lambda: now[0])
+    user = _User()
+    wait(user)
+    now[0] = 100.0  # a task that ran far past its schedule
+    assert wait(user) == 0  # behind: start at once
+    # ...but only once: the next start is drawn from now, not from the missed schedule, so the
+    # user does not fire its missed tasks back to back.
+    assert wait(user) > 0
+
+
+def test_poisson_pacing_refuses_a_rate_that_is_not_positive() -> None:
+    with pytest.raises(ValueError, match="rate"):
+        pacing.poisson_throughput(0)
