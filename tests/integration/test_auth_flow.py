@@ -10,11 +10,15 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from patterns.db import Database
+from patterns.testing import make_client
 from reference_app.core.config import Settings
 from reference_app.core.mail import RecordingMailBackend
+from reference_app.main import create_app
 from reference_app.models.user import Role, User
 from tests.integration.conftest import AccountFactory
 
@@ -289,3 +293,23 @@ async def test_a_body_over_the_limit_is_413_in_the_envelope_and_writes_nothing(
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "payload_too_large"
     assert await _users(db_session) == 0
+
+
+async def test_concurrent_registrations_of_one_email_make_one_user_and_409s(
+    settings: Settings,
+    db_engine: AsyncEngine,
+    redis_client: Redis,
+    committed_db: async_sessionmaker[AsyncSession],
+) -> None:
+    """Real commits from concurrent sessions: the unique index decides, the losers get a 409
+    (never a 500), and exactly one row exists."""
+    relaxed = settings.model_copy(update={"rate_limit_register": "1000/60"})
+    app = create_app(relaxed, database=Database(db_engine), redis=redis_client)
+    body = {"email": "Race@Example.com", "password": "password-123"}
+    async with make_client(app, raise_app_exceptions=False) as c:
+        responses = await asyncio.gather(*(c.post(REGISTER, json=body) for _ in range(10)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] + [409] * 9, [r.text for r in responses if r.status_code >= 500]
+    assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == {"email_taken"}
+    async with committed_db() as s:
+        assert await _users(s) == 1
