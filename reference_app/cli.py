@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
-from reference_app.core.config import get_settings
+from patterns.db import Database
+from reference_app.core.config import Settings, get_settings
+
+T = TypeVar("T")
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -16,19 +20,39 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upgrade(settings: Settings) -> None:
+    """Alembic upgrade head on the configured database (creating the SQLite folder first)."""
+    from reference_app.core import migrations
+    from reference_app.main import _ensure_sqlite_dir
+
+    _ensure_sqlite_dir(settings.database_url)
+    migrations.upgrade()
+
+
+def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` on an engine for the configured database, disposed afterwards."""
+    import asyncio
+
+    async def run() -> T:
+        database = Database.from_url(settings.database_url)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    return asyncio.run(run())
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from reference_app.core import migrations
     from reference_app.core.logging import setup_logging
-    from reference_app.main import _ensure_sqlite_dir
 
     settings = get_settings()
     setup_logging(settings)
     _prepare_multiprocess_metrics(args.workers)
     if settings.is_embedded or args.migrate:
-        _ensure_sqlite_dir(settings.database_url)
-        migrations.upgrade()
+        _upgrade(settings)
     mode = (
         "embedded default: SQLite + in-process fakeredis"
         if settings.is_embedded
@@ -72,11 +96,10 @@ def _prepare_multiprocess_metrics(workers: int) -> None:
 
 
 def _create_admin(args: argparse.Namespace) -> int:
-    import asyncio
     import getpass
     import os
 
-    from patterns.db import Database, session_scope
+    from patterns.db import session_scope
     from patterns.security import PasswordHasher
     from reference_app.crud import user as user_crud
 
@@ -94,49 +117,30 @@ def _create_admin(args: argparse.Namespace) -> int:
         print("create-admin: the password needs at least 8 characters", file=sys.stderr)
         return 2
 
-    async def run() -> bool:
-        database = Database.from_url(settings.database_url)
-        try:
-            async with session_scope(database.sessionmaker) as session:
-                return await user_crud.ensure_admin(session, email, password, PasswordHasher())
-        finally:
-            await database.dispose()
+    async def run(database: Database) -> bool:
+        async with session_scope(database.sessionmaker) as session:
+            return await user_crud.ensure_admin(session, email, password, PasswordHasher())
 
-    created = asyncio.run(run())
+    created = _on_database(settings, run)
     print(f"admin {email} {'created' if created else 'already exists (left unchanged)'}")
     return 0
 
 
 def _seed(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from patterns.db import Database
     from reference_app.seed import seed
 
     settings = get_settings()
+    _upgrade(settings)  # seeding an unmigrated database would fail on missing tables
 
-    from reference_app.core import migrations
-    from reference_app.main import _ensure_sqlite_dir
+    async def run(database: Database) -> dict[str, int]:
+        return await seed(database.sessionmaker, users=args.users, items=args.items)
 
-    _ensure_sqlite_dir(settings.database_url)
-    migrations.upgrade()  # seeding an unmigrated database would fail on missing tables
-
-    async def run() -> dict[str, int]:
-        database = Database.from_url(settings.database_url)
-        try:
-            return await seed(database.sessionmaker, users=args.users, items=args.items)
-        finally:
-            await database.dispose()
-
-    added = asyncio.run(run())
+    added = _on_database(settings, run)
     print(f"seed: {added['users']} users and {added['items']} items added (existing rows kept)")
     return 0
 
 
 def _warm_cache(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from patterns.db import Database
     from reference_app.core.cache import make_cache
     from reference_app.core.redis import make_redis
     from reference_app.core.warmup import warm
@@ -146,16 +150,15 @@ def _warm_cache(args: argparse.Namespace) -> int:
         print("warm-cache: KIT_REDIS_URL is not set (the embedded cache lives in the server)")
         return 2
 
-    async def run() -> tuple[int, int]:
-        database, redis = Database.from_url(settings.database_url), make_redis(settings)
+    async def run(database: Database) -> tuple[int, int]:
+        redis = make_redis(settings)
         try:
             report = await warm(database, make_cache(redis), profiles=args.profiles)
             return report.warmed, report.failed
         finally:
             await redis.aclose()
-            await database.dispose()
 
-    warmed, failed = asyncio.run(run())
+    warmed, failed = _on_database(settings, run)
     print(f"warm-cache: {warmed} entries stored, {failed} failed")
     return 0 if failed == 0 else 1
 

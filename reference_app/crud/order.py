@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.interfaces import ORMOption
@@ -134,8 +134,3 @@ async def create_order(
     await session.flush()
     enqueue(session, order.id)
     return order, True
-
-
-async def count_for_user(session: AsyncSession, user_id: int) -> int:
-    stmt = select(func.count()).select_from(Order).where(Order.user_id == user_id)
-    return int(await session.scalar(stmt) or 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -73,7 +73,3 @@ async def ensure_admin(
     )
     created = await session.scalar(stmt)
     return created is not None
-
-
-async def count(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).select_from(User)) or 0)
