@@ -18,6 +18,8 @@ from patterns.observability.metrics import mark_process_dead_if_multiprocess
 from patterns.observability.middleware import install_observability
 from patterns.observability.request_id import RequestIdMiddleware
 from patterns.security import PasswordHasher
+from patterns.security.principals import PrincipalCache
+from patterns.security.revocation import RevocationList
 from patterns.validation import BodySizeLimitMiddleware
 from reference_app.api import health
 from reference_app.api.v1.api import api_router
@@ -27,10 +29,12 @@ from reference_app.core.config import Settings, get_settings
 from reference_app.core.logging import setup_logging
 from reference_app.core.mail import LoggingMailBackend
 from reference_app.core.metrics import HTTP_METRICS
+from reference_app.core.principals import Principals
 from reference_app.core.redis import make_redis
 from reference_app.core.security import make_token_service
 from reference_app.core.warmup import warm_cache
 from reference_app.crud import user as user_crud
+from reference_app.schemas.user import Principal
 from reference_app.worker.embedded import embedded_worker
 
 logger = logging.getLogger("reference_app")
@@ -71,6 +75,17 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def _use_redis(app: FastAPI, redis: Redis, settings: Settings) -> None:
+    """Everything that lives in Redis: the client, the response cache, user snapshots."""
+    app.state.redis = redis
+    app.state.cache = make_cache(redis)
+    revocations = RevocationList(redis, fail_open=settings.auth_revocation_fail_open)
+    principals: Principals = PrincipalCache(
+        redis, revocations, Principal, ttl=settings.auth_principal_ttl_s
+    )
+    app.state.principals = principals
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -94,8 +109,8 @@ def create_app(
                 echo=settings.db_echo,
             )
         if redis is None:
-            owned_redis = app.state.redis = make_redis(settings)
-            app.state.cache = make_cache(owned_redis)
+            owned_redis = make_redis(settings)
+            _use_redis(app, owned_redis, settings)
         await _ensure_first_admin(app, settings)
         if settings.cache_warm_on_startup:
             await warm_cache(app)
@@ -132,8 +147,7 @@ def create_app(
     if database is not None:
         app.state.database = database
     if redis is not None:
-        app.state.redis = redis
-        app.state.cache = make_cache(redis)
+        _use_redis(app, redis, settings)
     install_error_handlers(app)
     # After the error handlers (their types are recorded), before the request-id middleware
     # (added last, so outermost: the id is bound for every line this one logs).

@@ -99,6 +99,17 @@ def _adapter(model: Any) -> TypeAdapter[Any]:
     return model if isinstance(model, TypeAdapter) else TypeAdapter(model)
 
 
+@dataclass(frozen=True)
+class _AsJSON:
+    """For `get_or_set_json`: validate and serialise a computed value through `adapter`, and
+    hand every caller the JSON bytes (as stored) instead of a value."""
+
+    adapter: TypeAdapter[Any]
+
+
+_Codec = TypeAdapter[Any] | _AsJSON | None
+
+
 class Cache:
     """Read-through cache for endpoint answers.
 
@@ -208,8 +219,48 @@ class Cache:
         JSON encoder and returned as parsed JSON, on a miss as on a hit, so a caller never sees
         one shape when computing and another when served from the cache.
         """
+        return await self._get_or_set(
+            spec,
+            compute,
+            parts=parts,
+            principal=principal,
+            tags=tags,
+            codec=_adapter(model) if model is not None else None,
+        )
+
+    async def get_or_set_json(
+        self,
+        spec: CacheSpec,
+        compute: Compute,
+        *,
+        model: Any,
+        parts: Mapping[str, Any] | None = None,
+        principal: Any = None,
+        tags: Sequence[str] = (),
+    ) -> bytes:
+        """As `get_or_set` with `model`, but the answer is the model's JSON, bytes ready for a
+        response body: a hit is served as stored, without validating it into the model and
+        serialising it again (docs/performance.md).
+        Return it as `Response(body, media_type="application/json")` and declare the model
+        as the route's `response_model` for the schema. Keys and entries are shared with
+        `get_or_set` for the same spec and inputs."""
+        codec = _AsJSON(_adapter(model))
+        return await self._get_or_set(  # type: ignore[no-any-return]
+            spec, compute, parts=parts, principal=principal, tags=tags, codec=codec
+        )
+
+    async def _get_or_set(
+        self,
+        spec: CacheSpec,
+        compute: Compute,
+        *,
+        parts: Mapping[str, Any] | None,
+        principal: Any,
+        tags: Sequence[str],
+        codec: _Codec,
+    ) -> Any:
         key = self.key(spec, parts, principal=principal)
-        adapter = _adapter(model) if model is not None else None
+        adapter = codec
         if spec.memory_ttl is not None:
             raw = self.memory.get(key)
             if raw is not None:
@@ -237,7 +288,7 @@ class Cache:
         spec: CacheSpec,
         key: str,
         compute: Compute,
-        adapter: TypeAdapter[Any] | None,
+        adapter: _Codec,
         tags: Sequence[str],
     ) -> Any:
         flight: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -263,7 +314,7 @@ class Cache:
         spec: CacheSpec,
         key: str,
         compute: Compute,
-        adapter: TypeAdapter[Any] | None,
+        adapter: _Codec,
         tags: Sequence[str],
     ) -> tuple[bytes, Any]:
         """(stored bytes, value for the caller): from Redis, or computed under the key's lock."""
@@ -344,13 +395,18 @@ class Cache:
         spec: CacheSpec,
         key: str,
         compute: Compute,
-        adapter: TypeAdapter[Any] | None,
+        adapter: _Codec,
         tags: Sequence[str],
         *,
         store: bool,
     ) -> tuple[bytes, Any]:
         result = await compute()
-        if adapter is not None:
+        if isinstance(adapter, _AsJSON):
+            raw = adapter.adapter.dump_json(
+                adapter.adapter.validate_python(result, from_attributes=True)
+            )
+            value: Any = raw
+        elif adapter is not None:
             value = adapter.validate_python(result, from_attributes=True)
             raw = adapter.dump_json(value)
         else:
@@ -363,16 +419,16 @@ class Cache:
             self.memory.set(key, raw, spec.memory_ttl)
         return raw, value
 
-    def _served(
-        self, spec: CacheSpec, key: str, raw: bytes, adapter: TypeAdapter[Any] | None
-    ) -> tuple[bytes, Any]:
+    def _served(self, spec: CacheSpec, key: str, raw: bytes, adapter: _Codec) -> tuple[bytes, Any]:
         self._count_hit(spec)
         if spec.memory_ttl is not None:
             self.memory.set(key, raw, spec.memory_ttl)
         return raw, self._decode(raw, adapter)
 
     @staticmethod
-    def _decode(raw: bytes, adapter: TypeAdapter[Any] | None) -> Any:
+    def _decode(raw: bytes, adapter: _Codec) -> Any:
+        if isinstance(adapter, _AsJSON):
+            return raw
         return adapter.validate_json(raw) if adapter is not None else json.loads(raw)
 
     async def _redis_get(self, key: str) -> bytes | None:

@@ -35,7 +35,7 @@ class RevocationList:
         if remaining <= 0:
             return  # already dead
         try:
-            await self._redis.set(PREFIX + claims.jti, "1", ex=remaining)
+            await self._redis.set(self.key(claims.jti), "1", ex=remaining)
         except RedisError as exc:
             raise ServiceUnavailableError("Logout is unavailable right now.") from exc
 
@@ -44,15 +44,24 @@ class RevocationList:
         (SET NX), so of two racing uses of one refresh token only one succeeds."""
         remaining = max(1, int((claims.exp - datetime.now(UTC)).total_seconds()))
         try:
-            return bool(await self._redis.set(PREFIX + claims.jti, "1", ex=remaining, nx=True))
+            return bool(await self._redis.set(self.key(claims.jti), "1", ex=remaining, nx=True))
         except RedisError as exc:
             raise ServiceUnavailableError("Token refresh is unavailable right now.") from exc
 
+    @staticmethod
+    def key(jti: str) -> str:
+        """The Redis key that marks `jti` revoked (for callers that batch the check)."""
+        return PREFIX + jti
+
     async def is_revoked(self, jti: str) -> bool:
         try:
-            return bool(await self._redis.exists(PREFIX + jti))
+            return bool(await self._redis.exists(self.key(jti)))
         except RedisError as exc:
-            if self._fail_open:
-                logger.warning("revocation check skipped: Redis unavailable (%s)", exc)
-                return False
-            raise ServiceUnavailableError("Token checks are unavailable right now.") from exc
+            return self.check_failed(exc)
+
+    def check_failed(self, exc: RedisError) -> bool:
+        """The policy when a check could not reach Redis: False (fail open, logged) or a 503."""
+        if self._fail_open:
+            logger.warning("revocation check skipped: Redis unavailable (%s)", exc)
+            return False
+        raise ServiceUnavailableError("Token checks are unavailable right now.") from exc

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     refresh_token_expire_days: int = Field(default=7, ge=1)
     # Redis down: honour possibly-revoked access tokens (True) or answer 503 (False).
     auth_revocation_fail_open: bool = True
+    # How long an authenticated user's snapshot is cached in Redis. Changes through the app drop
+    # it at once; this bounds how long a change made by hand in the database goes unseen.
+    auth_principal_ttl_s: int = Field(default=60, ge=1, le=3600)
     first_admin_email: str | None = None
     first_admin_password: SecretStr | None = None
 

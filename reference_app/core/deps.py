@@ -4,6 +4,11 @@ The guide decodes with python-jose and compares the `sub` string to an integer c
 access token is verified by `TokenService` (pinned algorithm, required claims, type `access`),
 checked against the revocation list, and the user must still exist and be active. 401 means
 "who are you?"; 403 (from `require_roles`) means "not you".
+
+Who the user is comes from a snapshot cached in Redis for a short time
+(`reference_app.core.principals`), asked for in the same round trip as the revocation check, so
+an authenticated read whose answer is cached touches no database. Endpoints that change the
+user's own row take `CurrentUserRecord`, the ORM object, loaded and checked again.
 """
 
 from __future__ import annotations
@@ -19,20 +24,31 @@ from patterns.security import Claims, TokenType
 from patterns.security.revocation import RevocationList
 from patterns.validation import INT32_MAX
 from reference_app.core.db import SessionDep
+from reference_app.core.principals import (
+    forget_changes_on_commit,
+    get_principals,
+    load_principal,
+)
 from reference_app.core.redis import get_redis
 from reference_app.core.security import get_tokens
 from reference_app.models.user import Role, User
+from reference_app.schemas.user import Principal
 
 # auto_error=False: a missing token becomes our own 401 in the error envelope.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
+BearerToken = Annotated[str | None, Depends(oauth2_scheme)]
 
-async def get_access_claims(
-    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> Claims:
+
+def _decode_access(request: Request, token: str | None) -> Claims:
     if not token:
         raise AuthenticationError("Not authenticated.")
-    claims = get_tokens(request).decode(token, TokenType.ACCESS)
+    return get_tokens(request).decode(token, TokenType.ACCESS)
+
+
+async def get_access_claims(request: Request, token: BearerToken) -> Claims:
+    """A valid, unrevoked access token's claims (for endpoints about the token, not the user)."""
+    claims = _decode_access(request, token)
     settings = request.app.state.settings
     revocations = RevocationList(get_redis(request), fail_open=settings.auth_revocation_fail_open)
     if await revocations.is_revoked(claims.jti):
@@ -49,24 +65,57 @@ def user_id_from_subject(sub: str) -> int:
     return int(sub)
 
 
-async def get_current_user(session: SessionDep, claims: AccessClaims) -> User:
-    user = await session.get(User, user_id_from_subject(claims.sub))
+def _user_not_found() -> AuthenticationError:
+    return AuthenticationError("The user no longer exists.", code="user_not_found")
+
+
+def _user_inactive() -> AuthenticationError:
+    return AuthenticationError("The user is inactive.", code="user_inactive")
+
+
+async def get_current_user(request: Request, session: SessionDep, token: BearerToken) -> Principal:
+    """The token's user: one Redis round trip (revoked? cached snapshot?), the database only
+    when the snapshot is not cached."""
+    claims = _decode_access(request, token)
+    user_id = user_id_from_subject(claims.sub)
+    principals = get_principals(request)
+    revoked, principal = await principals.lookup(claims)
+    if revoked:
+        raise AuthenticationError("The token has been revoked.", code="token_revoked")
+    if principal is None:
+        principal = await load_principal(session, principals, user_id)
+        if principal is None:
+            raise _user_not_found()
+    if not principal.is_active:
+        raise _user_inactive()
+    forget_changes_on_commit(session, principals)
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+async def get_current_user_record(session: SessionDep, principal: CurrentUser) -> User:
+    """The current user's row, for endpoints that change it; existence and state are checked
+    again against the database, not the snapshot."""
+    user = await session.get(User, principal.id)
     if user is None:
-        raise AuthenticationError("The user no longer exists.", code="user_not_found")
+        raise _user_not_found()
     if not user.is_active:
-        raise AuthenticationError("The user is inactive.", code="user_inactive")
+        raise _user_inactive()
     return user
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUserRecord = Annotated[User, Depends(get_current_user_record)]
 require_roles = make_require_roles(get_current_user)
-AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]
-StaffUser = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
+AdminUser = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+StaffUser = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
 
 __all__ = [
     "AccessClaims",
     "AdminUser",
     "CurrentUser",
+    "CurrentUserRecord",
     "SessionDep",
     "StaffUser",
     "get_current_user",

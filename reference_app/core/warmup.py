@@ -15,6 +15,7 @@ from reference_app.crud.profile import featured_items, load_profile
 from reference_app.models.user import User
 from reference_app.schemas.item import ItemResponse
 from reference_app.schemas.profile import ProfileResponse
+from reference_app.schemas.user import UserResponse
 
 logger = logging.getLogger("reference_app.cache")
 
@@ -45,7 +46,9 @@ async def warm(database: Database, cache: Cache, *, profiles: int = 0) -> WarmRe
             )
             for user in users:
 
-                async def profile(u: User = user) -> ProfileResponse:
+                async def profile(
+                    u: UserResponse = UserResponse.model_validate(user),
+                ) -> ProfileResponse:
                     return await load_profile(session, u)
 
                 entries.append(

@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reference_app.models.item import Item
 from reference_app.models.profile import Activity, UserPreferences
-from reference_app.models.user import User
 from reference_app.schemas.profile import (
     ActivityResponse,
     PreferencesResponse,
@@ -18,7 +17,7 @@ from reference_app.schemas.user import UserResponse
 RECENT_ACTIVITY = 5
 
 
-async def load_profile(session: AsyncSession, user: User) -> ProfileResponse:
+async def load_profile(session: AsyncSession, user: UserResponse) -> ProfileResponse:
     activities = await session.scalars(
         select(Activity)
         .where(Activity.user_id == user.id)

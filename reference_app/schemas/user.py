@@ -71,3 +71,24 @@ class UserResponse(BaseModel):
     role: Role
     created_at: datetime
     updated_at: datetime
+
+
+class Principal(UserResponse):
+    """The authenticated user as the API sees them on a request: a snapshot of the user's row
+    (cached briefly in Redis, `patterns.security.principals`), not an ORM object. Endpoints
+    that change the user's row load it (`CurrentUserRecord`)."""
+
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """The guide checks `role in current_user.roles`; one role per user here."""
+        return frozenset({self.role})
+
+
+class UserAdminUpdate(BaseModel):
+    """What an admin may change about another account: its state and its role."""
+
+    model_config = ConfigDict(extra="forbid")
+    is_active: StrictBool | None = None
+    role: Role | None = None

@@ -16,15 +16,28 @@ from reference_app.worker.tasks import PROCESS_ORDER
 
 
 def enqueue_process_order(
-    session: AsyncSession, order_id: int, countdown: float, *, app: Celery | None = None
+    session: AsyncSession,
+    order_id: int,
+    countdown: float,
+    *,
+    app: Celery | None = None,
+    keep_result: bool = True,
 ) -> str:
     """Send `process_order(order_id)` with `countdown` seconds of delay once `session` commits.
 
     In an endpoint pass the FastAPI app's Celery app (`request.app.state.celery`, built from the
     same settings as the API); without `app`, the process's app from the environment's settings
     (`get_celery_app()`) is used, as in scripts. Returns the task id.
+
+    `keep_result=False` for a caller that never reads the result (the API): the worker then
+    stores none, and the publish skips the result backend's bookkeeping (with Redis, a
+    subscription to the task's result channel per publish).
     """
     celery = app or get_celery_app()
     return send_after_commit(
-        session, celery.signature(PROCESS_ORDER), args=(order_id,), countdown=countdown
+        session,
+        celery.signature(PROCESS_ORDER),
+        args=(order_id,),
+        countdown=countdown,
+        ignore_result=not keep_result,
     )

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -124,6 +124,28 @@ async def test_models_are_stored_as_json_and_revalidated_on_a_hit(
         b'[{"id":1,"price":"9.99","created_at":"2024-01-01T00:00:00Z"},'
         b'{"id":2,"price":"0.50","created_at":"2024-01-01T00:00:00Z"}]'
     )
+
+
+async def test_get_or_set_json_hands_out_the_stored_bytes_on_a_miss_and_on_a_hit(
+    cache: Cache, redis_client: Redis
+) -> None:
+    rows = [ItemRow(1, Decimal("9.99"))]
+    compute = Calls(rows)
+    miss = await cache.get_or_set_json(SPEC, compute, model=list[Item])
+    hit = await cache.get_or_set_json(SPEC, compute, model=list[Item])
+    assert compute.count == 1
+    assert miss == hit == await redis_client.get(cache.key(SPEC))
+    assert miss == b'[{"id":1,"price":"9.99","created_at":"2024-01-01T00:00:00Z"}]'
+    # The same entry serves get_or_set for the same spec and inputs, validated into the model.
+    assert await cache.get_or_set(SPEC, Calls(None), model=list[Item]) == [
+        Item(id=1, price=Decimal("9.99"), created_at=rows[0].created_at)
+    ]
+
+
+async def test_get_or_set_json_refuses_a_value_its_model_does_not_accept(cache: Cache) -> None:
+    with pytest.raises(ValidationError):
+        await cache.get_or_set_json(SPEC, Calls([{"id": "x"}]), model=list[Item])
+    assert await cache.get_or_set_json(SPEC, Calls([]), model=list[Item]) == b"[]"
 
 
 async def test_without_a_model_a_miss_and_a_hit_return_the_same_json_shape(cache: Cache) -> None:

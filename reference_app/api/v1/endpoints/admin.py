@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from patterns.errors import error_responses
+from patterns.errors import BusinessRuleError, NotFoundError, error_responses
 from patterns.pagination import Page, PageParamsDep, paginate
+from patterns.validation import IdPath
 from reference_app.core.deps import AdminUser, SessionDep
-from reference_app.models.user import User
-from reference_app.schemas.user import UserResponse
+from reference_app.models.user import Role, User
+from reference_app.schemas.user import UserAdminUpdate, UserResponse
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -20,3 +21,30 @@ async def list_users(
 ) -> Page[UserResponse]:
     """Every user, paginated (admins only)."""
     return await paginate(session, select(User).order_by(User.id), params, schema=UserResponse)
+
+
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserResponse,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+async def update_user(
+    user_id: IdPath, changes: UserAdminUpdate, admin: AdminUser, session: SessionDep
+) -> User:
+    """Deactivate, reactivate or change the role of an account (admins only). It takes effect
+    on the account's next request: its cached snapshot is dropped when this commits. Admins
+    cannot deactivate or demote themselves, so the last admin cannot lock everyone out."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFoundError(f"User {user_id} was not found.", code="user_not_found")
+    demoted = changes.role is not None and changes.role is not Role.ADMIN
+    if user.id == admin.id and (changes.is_active is False or demoted):
+        raise BusinessRuleError(
+            "Admins cannot deactivate or demote themselves.", code="self_lockout"
+        )
+    if changes.is_active is not None:
+        user.is_active = changes.is_active
+    if changes.role is not None:
+        user.role = changes.role.value
+    await session.flush()
+    return user

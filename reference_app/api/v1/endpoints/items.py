@@ -28,15 +28,16 @@ from reference_app.crud import activity
 from reference_app.crud.item import items
 from reference_app.crud.profile import featured_items
 from reference_app.models.item import Inventory, Item
-from reference_app.models.user import Role, User
+from reference_app.models.user import Role
 from reference_app.schemas.item import ItemCreate, ItemFilter, ItemResponse, ItemUpdate
 from reference_app.schemas.order import InventoryResponse, InventoryUpdate
+from reference_app.schemas.user import Principal
 
 router = APIRouter(prefix="/items", tags=["items"])
 ItemFilters = Annotated[ItemFilter, Query()]
 
 
-def _ensure_can_edit(user: User, item: Item) -> None:
+def _ensure_can_edit(user: Principal, item: Item) -> None:
     if item.owner_id != user.id and user.roles.isdisjoint({Role.MANAGER, Role.ADMIN}):
         raise PermissionDeniedError("Only the owner, a manager or an admin may change this item.")
 

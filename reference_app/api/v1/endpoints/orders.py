@@ -58,7 +58,9 @@ async def create_order(
         user_id=user.id,
         order_in=order_in,
         idempotency_key=idempotency_key,
-        enqueue=lambda s, order_id: enqueue_process_order(s, order_id, delay, app=celery),
+        enqueue=lambda s, order_id: enqueue_process_order(
+            s, order_id, delay, app=celery, keep_result=False
+        ),
     )
     if created:
         on_commit(session, ORDERS_CREATED.inc)

@@ -2,40 +2,42 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import select
 
 from patterns.errors import AuthenticationError, ValidationFailedError, error_responses
 from reference_app.core.cache import PROFILE, CacheDep, user_tag
-from reference_app.core.deps import AdminUser, CurrentUser, SessionDep
+from reference_app.core.deps import AdminUser, CurrentUser, CurrentUserRecord, SessionDep
 from reference_app.core.security import get_passwords
 from reference_app.crud import user as user_crud
 from reference_app.crud.profile import load_profile
 from reference_app.models.profile import UserPreferences
 from reference_app.models.user import User
 from reference_app.schemas.profile import PreferencesResponse, PreferencesUpdate, ProfileResponse
-from reference_app.schemas.user import UserCreate, UserResponse, UserUpdateMe
+from reference_app.schemas.user import Principal, UserCreate, UserResponse, UserUpdateMe
 
 router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me", response_model=UserResponse, responses=error_responses(401))
-async def read_me(user: CurrentUser) -> User:
+async def read_me(user: CurrentUser) -> Principal:
     """The authenticated user."""
     return user
 
 
 @router.get("/profile", response_model=ProfileResponse, responses=error_responses(401))
-async def read_profile(user: CurrentUser, session: SessionDep, cache: CacheDep) -> ProfileResponse:
+async def read_profile(user: CurrentUser, session: SessionDep, cache: CacheDep) -> Response:
     """Your profile: you, your 5 most recent activities and your preferences. Cached per user
     (the user id is part of the key) and dropped whenever your data changes."""
-    return await cache.get_or_set(
+    body = await cache.get_or_set_json(
         PROFILE,
         lambda: load_profile(session, user),
         principal=user.id,
         tags=[user_tag(user.id)],
         model=ProfileResponse,
     )
+    # The cached JSON as it is: FastAPI would validate and serialise it again.
+    return Response(body, media_type="application/json")
 
 
 @router.patch(
@@ -59,7 +61,7 @@ async def update_preferences(
 @router.patch("/me", response_model=UserResponse, responses=error_responses(401, 422))
 async def update_me(
     changes: UserUpdateMe,
-    user: CurrentUser,
+    user: CurrentUserRecord,
     session: SessionDep,
     request: Request,
     cache: CacheDep,

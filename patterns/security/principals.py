@@ -1,0 +1,99 @@
+"""Who a token's subject is, cached briefly in Redis (guide: "Dependency Injection",
+"JWT Authentication").
+
+The guide loads the user from the database on every authenticated request. That is a
+transaction (BEGIN, SELECT, COMMIT: three round trips) even when the rest of the answer comes
+from a cache, and under load it was the largest share of a cached read's cost
+(docs/performance.md). Here the authentication dependency asks Redis two things in one round
+trip: is the token's `jti` revoked, and is a snapshot of its subject cached. Only a miss reads
+the database, and the snapshot is stored for `ttl` seconds.
+
+Freshness: the app drops a subject's snapshot after every committed change to it
+(`forget`), so deactivation, a role change or deletion through the app takes effect on the
+next request. A change made behind the app's back (SQL by hand) shows within `ttl` seconds;
+keep `ttl` short. When Redis cannot be reached the snapshot is simply missed (the database
+answers) and the revocation check follows `RevocationList`'s policy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from patterns.security.jwt import Claims
+from patterns.security.revocation import RevocationList
+
+logger = logging.getLogger("patterns.security.principals")
+
+PREFIX = "auth:principal:"
+P = TypeVar("P", bound=BaseModel)
+
+
+class PrincipalCache(Generic[P]):
+    """Snapshots of token subjects as the JSON of a pydantic model `P`."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        revocations: RevocationList,
+        model: type[P],
+        *,
+        ttl: int = 60,
+        version: int = 1,
+    ) -> None:
+        if ttl < 1:
+            raise ValueError("ttl must be at least 1 second")
+        self._redis = redis
+        self._model = model
+        self._revocations = revocations
+        self.ttl = ttl
+        # Part of the key: bump it when the snapshot's shape changes, and old entries are
+        # ignored instead of failing to parse.
+        self._prefix = f"{PREFIX}v{version}:"
+
+    def key(self, subject: str) -> str:
+        return self._prefix + subject
+
+    async def lookup(self, claims: Claims) -> tuple[bool, P | None]:
+        """(revoked, cached snapshot or None), in one round trip. Redis unreachable: the
+        revocation policy decides the first (False or a 503) and the snapshot is missed; a
+        snapshot that no longer parses is missed too."""
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.exists(self._revocations.key(claims.jti))
+            pipe.get(self.key(claims.sub))
+            revoked, raw = await pipe.execute()
+        except RedisError as exc:
+            return self._revocations.check_failed(exc), None
+        if raw is None:
+            return bool(revoked), None
+        try:
+            return bool(revoked), self._model.model_validate_json(raw)
+        except ValidationError:
+            return bool(revoked), None
+
+    async def store(self, subject: str, snapshot: P) -> None:
+        """Cache a snapshot read from the database. A failure only costs the next request a
+        database read, so it is logged at debug level and not raised."""
+        try:
+            await self._redis.set(self.key(subject), snapshot.model_dump_json(), ex=self.ttl)
+        except RedisError as exc:
+            logger.debug("principal snapshot not stored: %s", exc)
+
+    async def forget(self, subjects: Iterable[str]) -> None:
+        """Drop the snapshots of `subjects` (after a committed change to them). A failure is
+        logged as a warning: the stale snapshot then lives until its TTL runs out."""
+        keys = [self.key(s) for s in subjects]
+        if not keys:
+            return
+        try:
+            await self._redis.delete(*keys)
+        except RedisError as exc:
+            logger.warning(
+                "principal snapshots not dropped (stale for at most %d s): %s", self.ttl, exc
+            )

@@ -1,0 +1,65 @@
+"""The authenticated user's cached snapshot, and dropping it when the user changes
+(guide: "Dependency Injection"; the pattern is `patterns.security.principals`).
+
+Every committed change to a `users` row made through the ORM drops that user's snapshot: a
+mapper event notes the ids a session updated or deleted, and the current-user dependency
+registers, on the request's session, an after-commit hook that forgets them. So deactivating a
+user, changing a role or deleting an account takes effect on the user's next request in every
+worker; a change made with SQL by hand shows within the snapshot's TTL
+(`KIT_AUTH_PRINCIPAL_TTL_S`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import object_session
+
+from patterns.db import on_commit
+from patterns.security.principals import PrincipalCache
+from reference_app.models.user import User
+from reference_app.schemas.user import Principal
+
+_CHANGED = "kit_users_changed"
+
+Principals = PrincipalCache[Principal]
+
+
+@event.listens_for(User, "after_update")
+@event.listens_for(User, "after_delete")
+def _note_changed_user(_mapper: Any, _connection: Any, target: User) -> None:
+    session = object_session(target)
+    if session is not None:
+        session.info.setdefault(_CHANGED, set()).add(str(target.id))
+
+
+def get_principals(request: Request) -> Principals:
+    principals: Principals = request.app.state.principals
+    return principals
+
+
+async def load_principal(
+    session: AsyncSession, principals: Principals, user_id: int
+) -> Principal | None:
+    """Read the user from the database and cache the snapshot (inactive users too: their next
+    request is refused without a database read)."""
+    user = await session.get(User, user_id)
+    if user is None:
+        return None
+    principal = Principal.model_validate(user)
+    await principals.store(str(user_id), principal)
+    return principal
+
+
+def forget_changes_on_commit(session: AsyncSession, principals: Principals) -> None:
+    """After this session commits, drop the snapshots of the users it changed (none: no-op)."""
+
+    async def _forget() -> None:
+        changed = session.info.pop(_CHANGED, None)
+        if changed:
+            await principals.forget(changed)
+
+    on_commit(session, _forget)
