@@ -30,7 +30,8 @@ What it does and why:
   (`SET NX PX` with a random token, released by compare-and-delete in Lua, redis-py's `Lock`);
   the others poll for the value with exponential backoff for at most `wait_timeout`, take over
   if the lock disappears without a value (its holder died or failed), and compute themselves
-  when the wait runs out. No loop is unbounded.
+  when the wait runs out. No loop is unbounded. `CacheSpec(lock=False)` leaves the
+  cross-process lock out for answers few callers want at once (one user's own data).
 * **Redis unreachable** (any `RedisError`): the answer is computed from the source and returned,
   never a 5xx; a warning is logged at most every `warn_interval` seconds, and reads skip Redis
   for `retry_after` seconds so an outage costs one timeout, not one per request.

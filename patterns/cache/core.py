@@ -337,6 +337,8 @@ class Cache:
     async def _find_or_lock(self, spec: CacheSpec, key: str) -> tuple[bytes | None, Lock | None]:
         """The stored value; or None and the key's lock (this caller computes); or None and no
         lock (the wait for another process ran out: compute anyway)."""
+        if not spec.lock:
+            return await self._redis_get(key), None
         deadline = asyncio.get_running_loop().time() + self.wait_timeout
         # A second round only after a lock holder vanished without storing a value.
         for _ in range(2):

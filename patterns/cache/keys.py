@@ -38,6 +38,10 @@ class CacheSpec:
     required part of every key (per-user data can then not be cached without it).
     `memory_ttl` opts into the in-process tier: entries stay in this process's memory for at most
     that many seconds after an invalidation elsewhere (see `patterns.cache`).
+    `lock=False` skips the cross-process recomputation lock (three more Redis round trips per
+    miss) for answers that few callers ask for at once, such as one user's own data: two
+    processes may then both compute after a miss. Callers in one process still share one
+    computation.
     """
 
     namespace: str
@@ -45,6 +49,7 @@ class CacheSpec:
     version: int = 1
     per_principal: bool = False
     memory_ttl: float | None = None
+    lock: bool = True
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.namespace):

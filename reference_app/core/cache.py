@@ -16,7 +16,9 @@ from patterns.cache import Cache, CacheSpec
 from reference_app.core.metrics import CACHE_HITS, CACHE_MISSES
 
 FEATURED = CacheSpec("items.featured", ttl=300, memory_ttl=5)
-PROFILE = CacheSpec("users.profile", ttl=300, per_principal=True)
+# One user's own data: rarely asked for by two processes at once, and dropped after every order
+# (a new activity), so the stampede lock's round trips would cost more than they save.
+PROFILE = CacheSpec("users.profile", ttl=300, per_principal=True, lock=False)
 FEATURED_TAG = "items.featured"
 FEATURED_LIMIT = 10
 

@@ -7,8 +7,9 @@ transaction (owned by the session dependency) does, in order:
 
 1. serialise retries of one `Idempotency-Key` (a transaction-scoped advisory lock) and replay
    the first order if it exists;
-2. decrement each line's stock with one conditional UPDATE (`… WHERE quantity >= :q`), in item
-   id order so concurrent orders lock rows in the same order and cannot deadlock;
+2. decrement each line's stock with one conditional UPDATE (`… WHERE quantity >= :q`) that
+   also returns the item's price, in item id order so concurrent orders lock rows in the same
+   order and cannot deadlock;
 3. create the order, its lines (unit prices captured now) and the payment intent;
 4. after the commit, and only then, send `process_order` with the configured countdown.
 
@@ -69,23 +70,36 @@ async def _replay(session: AsyncSession, user_id: int, key: str, fingerprint: st
     return existing
 
 
-async def _decrement_stock(session: AsyncSession, item_id: int, quantity: int) -> None:
-    remaining = await session.scalar(
+async def _reserve(session: AsyncSession, item_id: int, quantity: int) -> Decimal | None:
+    """Take `quantity` off the item's stock if that much is left, and return the item's price
+    (read in the same statement: one round trip per line); None when nothing was taken."""
+    price = select(Item.price).where(Item.id == Inventory.item_id).scalar_subquery()
+    result: Decimal | None = await session.scalar(
         update(Inventory)
         .where(Inventory.item_id == item_id, Inventory.quantity >= quantity)
         .values(quantity=Inventory.quantity - quantity, updated_at=utcnow())
-        .returning(Inventory.quantity)
+        .returning(price)
     )
-    if remaining is None:
-        available = await session.scalar(
-            select(Inventory.quantity).where(Inventory.item_id == item_id)
+    return result
+
+
+async def _refusal(session: AsyncSession, ids: list[int], item_id: int, quantity: int) -> Exception:
+    """Why a line could not be reserved: items that do not exist (404, all of them listed),
+    else not enough stock of this one (409). The transaction is rolled back either way."""
+    found = set(await session.scalars(select(Item.id).where(Item.id.in_(ids))))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        return NotFoundError(
+            f"Item {missing[0]} does not exist.",
+            code="item_not_found",
+            details=[{"item_id": i} for i in missing],
         )
-        raise BusinessRuleError(
-            f"Insufficient stock for item {item_id}: {quantity} requested, "
-            f"{available or 0} available.",
-            code="insufficient_stock",
-            details=[{"item_id": item_id, "requested": quantity, "available": available or 0}],
-        )
+    available = await session.scalar(select(Inventory.quantity).where(Inventory.item_id == item_id))
+    return BusinessRuleError(
+        f"Insufficient stock for item {item_id}: {quantity} requested, {available or 0} available.",
+        code="insufficient_stock",
+        details=[{"item_id": item_id, "requested": quantity, "available": available or 0}],
+    )
 
 
 async def create_order(
@@ -105,17 +119,12 @@ async def create_order(
 
     lines = sorted(order_in.items, key=lambda line: line.id)
     ids = [line.id for line in lines]
-    rows = await session.execute(select(Item.id, Item.price).where(Item.id.in_(ids)))
-    prices: dict[int, Decimal] = {row.id: row.price for row in rows}
-    missing = [i for i in ids if i not in prices]
-    if missing:
-        raise NotFoundError(
-            f"Item {missing[0]} does not exist.",
-            code="item_not_found",
-            details=[{"item_id": i} for i in missing],
-        )
+    prices: dict[int, Decimal] = {}
     for line in lines:
-        await _decrement_stock(session, line.id, line.quantity)
+        price = await _reserve(session, line.id, line.quantity)
+        if price is None:
+            raise await _refusal(session, ids, line.id, line.quantity)
+        prices[line.id] = price
 
     total = sum((prices[line.id] * line.quantity for line in lines), Decimal("0"))
     order = Order(

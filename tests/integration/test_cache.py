@@ -299,6 +299,31 @@ async def test_concurrent_misses_across_processes_compute_once(
     assert log.seen["hit"] == 19
 
 
+async def test_without_the_lock_processes_compute_on_their_own_in_two_round_trips(
+    redis_clients: Callable[[], Redis],
+) -> None:
+    spec = CacheSpec("users.profile", ttl=60, per_principal=True, lock=False)
+    log = EventLog()
+    caches = [Cache(redis_clients(), prefix="test", on_event=log) for _ in range(2)]
+    compute = Calls({"v": 1}, hold=True)
+    callers = [
+        asyncio.create_task(cache.get_or_set(spec, compute, principal=7))
+        for cache in caches
+        for _ in range(3)
+    ]
+    compute.release.set()
+    assert await asyncio.gather(*callers) == [{"v": 1}] * 6
+    assert compute.count == 2  # one per process: no lock between them, single flight inside
+    assert log.seen["lock_wait"] == 0
+    assert not await caches[0].redis.exists(f"{caches[0].key(spec, principal=7)}:lock")
+    assert await cache_get(caches[0], spec) == b'{"v":1}'
+
+
+async def cache_get(cache: Cache, spec: CacheSpec) -> bytes | None:
+    raw: bytes | None = await cache.redis.get(cache.key(spec, principal=7))
+    return raw
+
+
 async def test_a_waiter_takes_over_when_the_lock_holder_vanishes(
     redis_client: Redis, redis_clients: Callable[[], Redis]
 ) -> None:

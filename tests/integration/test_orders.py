@@ -142,6 +142,43 @@ async def test_unknown_item_is_404_and_writes_nothing(
     assert await _stock(db_session, item.id) == 5
 
 
+async def test_a_missing_item_is_reported_before_another_lines_short_stock(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+) -> None:
+    buyer = await make_account()
+    scarce = await _stocked_item(db_session, buyer.user.id, 1)
+    gone = [scarce.id + 1000, scarce.id + 2000]
+    r = await client.post(
+        ORDERS,
+        headers=buyer.headers,
+        json={
+            "items": [{"id": scarce.id, "quantity": 5}] + [{"id": i, "quantity": 1} for i in gone]
+        },
+    )
+    assert r.status_code == 404, r.text
+    assert r.json()["error"]["details"] == [{"item_id": i} for i in gone]
+    assert await _stock(db_session, scarce.id) == 1
+
+
+@pytest.mark.parametrize("lines", [1, 3])
+async def test_placing_an_order_costs_one_statement_per_line_and_four_more(
+    client: AsyncClient,
+    make_account: AccountFactory,
+    db_session: AsyncSession,
+    assert_num_queries: Any,
+    lines: int,
+) -> None:
+    buyer = await make_account()
+    items = [await _stocked_item(db_session, buyer.user.id, 10) for _ in range(lines)]
+    await client.get("/api/v1/users/me", headers=buyer.headers)  # the user's snapshot, cached
+    body = {"items": [{"id": item.id, "quantity": 1} for item in items]}
+    # per line: UPDATE … RETURNING the price; then INSERT order, lines, payment, activity
+    with assert_num_queries(lines + 4):
+        r = await client.post(ORDERS, headers=buyer.headers, json=body)
+    assert r.status_code == 201, r.text
+    assert [line["unit_price"] for line in r.json()["lines"]] == ["10.00"] * lines
+
+
 async def test_same_idempotency_key_twice_makes_one_order(
     client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
 ) -> None:
