@@ -39,8 +39,11 @@ async def run_after_commit_hooks(session: AsyncSession) -> None:
 
 
 async def commit(session: AsyncSession) -> None:
-    """Commit, then run the after-commit hooks."""
-    await session.commit()
+    """Commit, then run the after-commit hooks. A session that never began a transaction (no
+    statement ran, nothing was added: a request answered from a cache) is not committed, which
+    would cost SQLAlchemy's whole commit machinery for nothing; its hooks still run."""
+    if session.in_transaction():
+        await session.commit()
     await run_after_commit_hooks(session)
 
 

@@ -18,6 +18,9 @@ def make_token_service(settings: Settings) -> TokenService:
         audience=settings.jwt_audience,
         access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
         refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+        # Verified tokens remembered per process (a few MB at most); revocation is still
+        # checked in Redis on every request.
+        verified_cache_size=4096,
     )
 
 

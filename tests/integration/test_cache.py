@@ -319,8 +319,8 @@ async def test_without_the_lock_processes_compute_on_their_own_in_two_round_trip
     assert await cache_get(caches[0], spec) == b'{"v":1}'
 
 
-async def cache_get(cache: Cache, spec: CacheSpec) -> bytes | None:
-    raw: bytes | None = await cache.redis.get(cache.key(spec, principal=7))
+async def cache_get(cache: Cache, spec: CacheSpec) -> bytes | str | None:
+    raw: bytes | str | None = await cache.redis.get(cache.key(spec, principal=7))
     return raw
 
 

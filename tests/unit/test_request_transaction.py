@@ -6,6 +6,7 @@ On SQLite (no servers): the behaviour under test is FastAPI's and SQLAlchemy's, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
@@ -13,11 +14,11 @@ from typing import Annotated
 import pytest
 from fastapi import Depends, FastAPI, Request
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.db import Database
-from patterns.db.session import on_commit
+from patterns.db.session import on_commit, session_scope
 from patterns.errors import BusinessRuleError, install_error_handlers
 from patterns.observability.request_id import RequestIdMiddleware
 from reference_app.core.db import SessionDep, get_database, get_db
@@ -152,3 +153,20 @@ async def test_close_only_session_dependency_loses_the_write(
     r = await api.post("/users-close-only", params={"email": "ada@example.com"})
     assert r.status_code == 201
     assert await _stored_emails(database) == []
+
+
+async def test_a_session_that_did_nothing_is_not_committed_but_its_hooks_run(
+    database: Database,
+) -> None:
+    commits: list[str] = []
+    hooks: list[str] = []
+    for label, work in (("idle", False), ("used", True)):
+        async with session_scope(database.sessionmaker) as session:
+            event.listen(
+                session.sync_session, "after_commit", lambda _s, lbl=label: commits.append(lbl)
+            )
+            on_commit(session, functools.partial(hooks.append, label))
+            if work:
+                session.add(_user(f"{label}@example.com"))
+    assert commits == ["used"]  # the idle one skipped SQLAlchemy's commit entirely
+    assert hooks == ["idle", "used"]

@@ -135,3 +135,80 @@ def test_passlib_bcrypt_context_fails_on_bcrypt_5() -> None:
     ctx = passlib_context.CryptContext(schemes=["bcrypt"], deprecated="auto")
     with pytest.raises(ValueError, match="72 bytes"):
         ctx.hash("testpass123")
+
+
+class CountingDecode:
+    """Wraps `jwt.decode` (as `patterns.security.jwt` calls it) to count verifications."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self._real = jwt.decode
+        monkeypatch.setattr("patterns.security.jwt.jwt.decode", self)
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        return self._real(*args, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def cached_tokens() -> TokenService:
+    return TokenService(SECRET, issuer="kit", audience="kit-api", verified_cache_size=2)
+
+
+def test_a_token_verified_once_is_not_verified_again(
+    cached_tokens: TokenService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token, claims = cached_tokens.create(7, TokenType.ACCESS)
+    counting = CountingDecode(monkeypatch)
+    assert cached_tokens.decode(token, TokenType.ACCESS) == claims
+    assert cached_tokens.decode(token, TokenType.ACCESS) == claims
+    assert counting.calls == 1
+
+
+def test_a_remembered_token_still_expires(
+    cached_tokens: TokenService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token, claims = cached_tokens.create(7, TokenType.ACCESS)
+    cached_tokens.decode(token, TokenType.ACCESS)
+    later = claims.exp + timedelta(seconds=11)  # past the 10 s leeway
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> Later:
+            return cls.fromtimestamp(later.timestamp(), UTC)
+
+    monkeypatch.setattr("patterns.security.jwt.datetime", Later)
+    with pytest.raises(AuthenticationError) as info:
+        cached_tokens.decode(token, TokenType.ACCESS)
+    assert info.value.error_code == "token_expired"
+
+
+def test_a_remembered_token_of_the_wrong_type_is_refused(cached_tokens: TokenService) -> None:
+    token, _ = cached_tokens.create(7, TokenType.ACCESS)
+    cached_tokens.decode(token, TokenType.ACCESS)
+    with pytest.raises(AuthenticationError) as info:
+        cached_tokens.decode(token, TokenType.REFRESH)
+    assert info.value.error_code == "token_wrong_type"
+
+
+def test_refused_tokens_are_never_remembered(
+    cached_tokens: TokenService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token, _ = cached_tokens.create(7, TokenType.ACCESS)
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    counting = CountingDecode(monkeypatch)
+    for _ in range(2):
+        with pytest.raises(AuthenticationError):
+            cached_tokens.decode(tampered, TokenType.ACCESS)
+    assert counting.calls == 2
+
+
+def test_the_verified_cache_is_bounded(
+    cached_tokens: TokenService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, third = (cached_tokens.create(i, TokenType.ACCESS)[0] for i in (1, 2, 3))
+    counting = CountingDecode(monkeypatch)
+    for token in (first, second, third, third, first):
+        cached_tokens.decode(token, TokenType.ACCESS)
+    # size 2: the third token pushed the first out, so it is verified a second time
+    assert counting.calls == 4
