@@ -18,6 +18,7 @@ yet) or after a rollback (the order never will be). Here:
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import random
 import uuid
@@ -33,8 +34,11 @@ from celery.contrib.testing.worker import start_worker
 from celery.worker import WorkController
 from kombu.transport import memory
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTasks
 
 from patterns.db.session import on_commit
+
+logger = logging.getLogger("patterns.tasks")
 
 # 2 ** 62 seconds is far beyond any cap; a bounded exponent keeps the float arithmetic finite.
 _MAX_EXPONENT = 62
@@ -116,6 +120,7 @@ def send_after_commit(
     countdown: float | None = None,
     headers: Mapping[str, Any] | None = None,
     task_id: str | None = None,
+    after_response: BackgroundTasks | None = None,
     **options: Any,
 ) -> str:
     """Publish `task` once `session`'s transaction commits; nothing is sent on a rollback.
@@ -127,6 +132,11 @@ def send_after_commit(
 
     A failed publish is logged by the after-commit machinery and does not undo the commit: the
     work is then not done, so make the task's target findable again (the order stays pending).
+
+    In an endpoint, pass its `BackgroundTasks` as `after_response`: once the commit succeeded,
+    the publish is handed to them and runs after the response has been sent, so the client does
+    not wait for the broker (nor, under load, for a worker thread to get the GIL). The client
+    learns nothing from the publish either way: its failure never changes the response.
     """
     chosen_id = task_id or str(uuid.uuid4())
     publish = functools.partial(
@@ -142,7 +152,17 @@ def send_after_commit(
     async def _send() -> None:
         await anyio.to_thread.run_sync(publish)
 
-    on_commit(session, _send)
+    async def _send_logged() -> None:
+        # Background tasks have no after-commit machinery around them to log a failure.
+        try:
+            await _send()
+        except Exception:
+            logger.exception("publishing task %s failed after commit", chosen_id)
+
+    if after_response is None:
+        on_commit(session, _send)
+    else:
+        on_commit(session, lambda: after_response.add_task(_send_logged))
     return chosen_id
 
 

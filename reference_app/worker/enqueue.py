@@ -8,6 +8,7 @@ order sends nothing.
 from __future__ import annotations
 
 from celery import Celery
+from fastapi import BackgroundTasks
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.tasks import send_after_commit
@@ -22,6 +23,7 @@ def enqueue_process_order(
     *,
     app: Celery | None = None,
     keep_result: bool = True,
+    after_response: BackgroundTasks | None = None,
 ) -> str:
     """Send `process_order(order_id)` with `countdown` seconds of delay once `session` commits.
 
@@ -31,7 +33,8 @@ def enqueue_process_order(
 
     `keep_result=False` for a caller that never reads the result (the API): the worker then
     stores none, and the publish skips the result backend's bookkeeping (with Redis, a
-    subscription to the task's result channel per publish).
+    subscription to the task's result channel per publish). `after_response`: the endpoint's
+    `BackgroundTasks`, to publish after the response is sent (`patterns.tasks.send_after_commit`).
     """
     celery = app or get_celery_app()
     return send_after_commit(
@@ -40,4 +43,5 @@ def enqueue_process_order(
         args=(order_id,),
         countdown=countdown,
         ignore_result=not keep_result,
+        after_response=after_response,
     )

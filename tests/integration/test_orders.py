@@ -368,3 +368,39 @@ async def test_process_order_is_queued_after_commit_and_never_for_a_rollback(
         order = await s.get(Order, r.json()["id"])
         assert order is not None
         assert order.status == OrderStatus.PENDING.value
+
+
+async def test_the_order_is_answered_before_its_task_is_published(
+    live: tuple[FastAPI, AsyncClient],
+    committed_db: async_sessionmaker[AsyncSession],
+) -> None:
+    """The publish waits for the commit and then for the response: the client never waits
+    for the broker."""
+    app, client = live
+    async with committed_db() as s:
+        (buyer,) = await _committed_buyer(app, s)
+        item = await _stocked_item(s, _owner(s), 3)
+    published_when_answered: list[int] = []
+
+    class NoteWhenAnswered:
+        """Outermost: notes how many tasks were published when the last body byte went out."""
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            async def send_and_note(message: Any) -> None:
+                await send(message)
+                if message["type"] == "http.response.body" and not message.get("more_body"):
+                    published_when_answered.append(len(events.published))
+
+            await self.app(scope, receive, send_and_note)
+
+    app.add_middleware(NoteWhenAnswered)
+    with record_task_events(app.state.celery) as events:
+        r = await client.post(
+            ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 1}]}
+        )
+    assert r.status_code == 201
+    assert published_when_answered == [0]  # nothing published when the body went out
+    assert [e.args for e in events.published] == [[r.json()["id"]]]  # and published after

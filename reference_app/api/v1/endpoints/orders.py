@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Header, Request, Response, status
 from sqlalchemy import select
 
 from patterns.db import on_commit
@@ -47,6 +47,7 @@ async def create_order(
     request: Request,
     response: Response,
     cache: CacheDep,
+    background: BackgroundTasks,
     idempotency_key: IdempotencyKey = None,
 ) -> Order:
     """Place an order: stock is reserved, the order, its lines and a payment intent are written
@@ -58,8 +59,10 @@ async def create_order(
         user_id=user.id,
         order_in=order_in,
         idempotency_key=idempotency_key,
+        # Published after the response is sent (still only after the commit): the client
+        # need not wait for the broker.
         enqueue=lambda s, order_id: enqueue_process_order(
-            s, order_id, delay, app=celery, keep_result=False
+            s, order_id, delay, app=celery, keep_result=False, after_response=background
         ),
     )
     if created:

@@ -1,0 +1,73 @@
+"""`send_after_commit` with `after_response`: the publish waits for the commit, then for the
+response (Starlette's background tasks), and a failure there is logged, never raised. On
+SQLite: the behaviour under test is the session's and Starlette's, not a broker's."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.background import BackgroundTasks
+
+from patterns.db import Database
+from patterns.db.session import session_scope
+from patterns.tasks import send_after_commit
+
+
+class FakeTask:
+    """Records `apply_async` calls; raises instead when `fail` is set."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+        self.fail = fail
+
+    def apply_async(self, args: Any = (), kwargs: Any = None, **options: Any) -> None:
+        if self.fail:
+            raise ConnectionError("broker unreachable")
+        self.sent.append(tuple(args))
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database.from_url(f"sqlite:///{tmp_path}/kit.db")
+    yield db
+    await db.dispose()
+
+
+async def test_the_publish_waits_for_the_commit_and_then_for_the_response(
+    database: Database,
+) -> None:
+    task, background = FakeTask(), BackgroundTasks()
+    async with session_scope(database.sessionmaker) as session:
+        send_after_commit(session, task, args=(7,), after_response=background)
+        assert background.tasks == []  # nothing before the commit
+    assert task.sent == []  # committed, but the response has not gone out yet
+    await background()  # what Starlette does once the response is sent
+    assert task.sent == [(7,)]
+
+
+async def test_a_rolled_back_transaction_hands_nothing_to_the_response(
+    database: Database,
+) -> None:
+    task, background = FakeTask(), BackgroundTasks()
+    with pytest.raises(RuntimeError):
+        async with session_scope(database.sessionmaker) as session:
+            send_after_commit(session, task, args=(7,), after_response=background)
+            raise RuntimeError("the endpoint failed")
+    await background()
+    assert background.tasks == []
+    assert task.sent == []
+
+
+async def test_a_failed_publish_after_the_response_is_logged_not_raised(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    task, background = FakeTask(fail=True), BackgroundTasks()
+    async with session_scope(database.sessionmaker) as session:
+        task_id = send_after_commit(session, task, args=(7,), after_response=background)
+    with caplog.at_level(logging.ERROR, logger="patterns.tasks"):
+        await background()
+    assert any(task_id in r.getMessage() and r.exc_info for r in caplog.records)
