@@ -326,7 +326,10 @@ async def test_failure_after_the_stock_decrement_leaves_no_order_and_the_stock_u
         (buyer,) = await _committed_buyer(app, s)
         item = await _stocked_item(s, _owner(s), 5)
         other = Order(
-            user_id=1, total=Decimal(0), lines=[], payment=Payment(amount=0, reference="pay_taken")
+            user_id=_owner(s),
+            total=Decimal(0),
+            lines=[],
+            payment=Payment(amount=0, reference="pay_taken"),
         )
         s.add(other)
         await s.commit()
