@@ -158,6 +158,9 @@ def send_after_commit(
             await _send()
         except Exception:
             logger.exception("publishing task %s failed after commit", chosen_id)
+        except BaseException:  # cancelled (the server is stopping): say so, then let it go
+            logger.error("publishing task %s was cancelled after commit", chosen_id)
+            raise
 
     if after_response is None:
         on_commit(session, _send)

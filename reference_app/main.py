@@ -26,6 +26,7 @@ from reference_app.api.v1.api import api_router
 from reference_app.core.cache import make_cache
 from reference_app.core.celery_app import create_celery_app
 from reference_app.core.config import Settings, get_settings
+from reference_app.core.errors import install_app_error_handlers
 from reference_app.core.logging import setup_logging
 from reference_app.core.mail import LoggingMailBackend
 from reference_app.core.metrics import HTTP_METRICS
@@ -149,6 +150,7 @@ def create_app(
     if redis is not None:
         _use_redis(app, redis, settings)
     install_error_handlers(app)
+    install_app_error_handlers(app)
     # After the error handlers (their types are recorded), before the request-id middleware
     # (added last, so outermost: the id is bound for every line this one logs).
     install_observability(app, metrics=HTTP_METRICS)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, Protocol, TypeVar, cast, overload
 
 from pydantic import TypeAdapter
 from pydantic_core import to_json
@@ -245,9 +245,10 @@ class Cache:
         as the route's `response_model` for the schema. Keys and entries are shared with
         `get_or_set` for the same spec and inputs."""
         codec = _AsJSON(_adapter(model))
-        return await self._get_or_set(  # type: ignore[no-any-return]
+        body = await self._get_or_set(
             spec, compute, parts=parts, principal=principal, tags=tags, codec=codec
         )
+        return cast(bytes, body)
 
     async def _get_or_set(
         self,

@@ -8,11 +8,14 @@ from a cache, and under load it was the largest share of a cached read's cost
 trip: is the token's `jti` revoked, and is a snapshot of its subject cached. Only a miss reads
 the database, and the snapshot is stored for `ttl` seconds.
 
-Freshness: the app drops a subject's snapshot after every committed change to it
-(`forget`), so deactivation, a role change or deletion through the app takes effect on the
-next request. A change made behind the app's back (SQL by hand) shows within `ttl` seconds;
-keep `ttl` short. When Redis cannot be reached the snapshot is simply missed (the database
-answers) and the revocation check follows `RevocationList`'s policy.
+Freshness: the app calls `forget` after every committed change to a subject, so deactivation,
+a role change or deletion takes effect on the next request. `forget` leaves a short-lived
+tombstone rather than deleting, and `store` writes only where no entry exists (`SET NX`): a
+request that read the row just before the change committed cannot put the old snapshot back
+afterwards, which a plain delete would allow. A change made behind the app's back (SQL by hand)
+shows within `ttl` seconds; keep `ttl` short. When Redis cannot be reached the snapshot is
+simply missed (the database answers) and the revocation check follows `RevocationList`'s
+policy.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from patterns.security.revocation import RevocationList
 logger = logging.getLogger("patterns.security.principals")
 
 PREFIX = "auth:principal:"
+TOMBSTONE = b"-"
 P = TypeVar("P", bound=BaseModel)
 
 
@@ -45,11 +49,15 @@ class PrincipalCache(Generic[P]):
         *,
         ttl: int = 60,
         version: int = 1,
+        tombstone_ttl: int = 10,
     ) -> None:
         if ttl < 1:
             raise ValueError("ttl must be at least 1 second")
         self._redis = redis
         self._model = model
+        # Longer than a database read of the subject takes, however slow: a reader that started
+        # before the change and stores after it finds the tombstone and stores nothing.
+        self._tombstone_ttl = tombstone_ttl
         self._revocations = revocations
         self.ttl = ttl
         # Part of the key: bump it when the snapshot's shape changes, and old entries are
@@ -59,18 +67,19 @@ class PrincipalCache(Generic[P]):
     def key(self, subject: str) -> str:
         return self._prefix + subject
 
-    async def lookup(self, claims: Claims) -> tuple[bool, P | None]:
-        """(revoked, cached snapshot or None), in one round trip. Redis unreachable: the
-        revocation policy decides the first (False or a 503) and the snapshot is missed; a
-        snapshot that no longer parses is missed too."""
+    async def lookup(self, claims: Claims, subject: str) -> tuple[bool, P | None]:
+        """(revoked, cached snapshot of `subject` or None), in one round trip. `subject` is the
+        canonical form of `claims.sub`, as `store` and `forget` are called with. Redis
+        unreachable: the revocation policy decides the first (False or a 503) and the snapshot
+        is missed; a tombstone, or a snapshot that no longer parses, is missed too."""
         try:
             pipe = self._redis.pipeline(transaction=False)
             pipe.exists(self._revocations.key(claims.jti))
-            pipe.get(self.key(claims.sub))
+            pipe.get(self.key(subject))
             revoked, raw = await pipe.execute()
         except RedisError as exc:
             return self._revocations.check_failed(exc), None
-        if raw is None:
+        if raw is None or raw in (TOMBSTONE, TOMBSTONE.decode()):
             return bool(revoked), None
         try:
             return bool(revoked), self._model.model_validate_json(raw)
@@ -78,21 +87,29 @@ class PrincipalCache(Generic[P]):
             return bool(revoked), None
 
     async def store(self, subject: str, snapshot: P) -> None:
-        """Cache a snapshot read from the database. A failure only costs the next request a
+        """Cache a snapshot read from the database, unless an entry exists (a tombstone left by
+        a change, or another reader's snapshot). A failure only costs the next request a
         database read, so it is logged at debug level and not raised."""
         try:
-            await self._redis.set(self.key(subject), snapshot.model_dump_json(), ex=self.ttl)
+            await self._redis.set(
+                self.key(subject), snapshot.model_dump_json(), ex=self.ttl, nx=True
+            )
         except RedisError as exc:
             logger.debug("principal snapshot not stored: %s", exc)
 
     async def forget(self, subjects: Iterable[str]) -> None:
-        """Drop the snapshots of `subjects` (after a committed change to them). A failure is
-        logged as a warning: the stale snapshot then lives until its TTL runs out."""
+        """Replace the snapshots of `subjects` with tombstones (after a committed change to
+        them): the next requests read the database, and no snapshot read before the change can
+        be stored for `tombstone_ttl` seconds. A failure is logged as a warning: the stale
+        snapshot then lives until its TTL runs out."""
         keys = [self.key(s) for s in subjects]
         if not keys:
             return
         try:
-            await self._redis.delete(*keys)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.set(key, TOMBSTONE, ex=self._tombstone_ttl)
+                await pipe.execute()
         except RedisError as exc:
             logger.warning(
                 "principal snapshots not dropped (stale for at most %d s): %s", self.ttl, exc

@@ -60,7 +60,9 @@ AccessClaims = Annotated[Claims, Depends(get_access_claims)]
 
 
 def user_id_from_subject(sub: str) -> int:
-    if not sub.isdigit() or not 1 <= int(sub) <= INT32_MAX:
+    # Canonical decimal only ("7", not "007" or other scripts' digits): the subject is also a
+    # cache key, and the app writes it as str(user id).
+    if not sub.isdigit() or sub != str(int(sub)) or not 1 <= int(sub) <= INT32_MAX:
         raise AuthenticationError("The token is not valid.", code="token_invalid")
     return int(sub)
 
@@ -79,7 +81,7 @@ async def get_current_user(request: Request, session: SessionDep, token: BearerT
     claims = _decode_access(request, token)
     user_id = user_id_from_subject(claims.sub)
     principals = get_principals(request)
-    revoked, principal = await principals.lookup(claims)
+    revoked, principal = await principals.lookup(claims, str(user_id))
     if revoked:
         raise AuthenticationError("The token has been revoked.", code="token_revoked")
     if principal is None:

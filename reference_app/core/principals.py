@@ -1,12 +1,15 @@
 """The authenticated user's cached snapshot, and dropping it when the user changes
 (guide: "Dependency Injection"; the pattern is `patterns.security.principals`).
 
-Every committed change to a `users` row made through the ORM drops that user's snapshot: a
-mapper event notes the ids a session updated or deleted, and the current-user dependency
-registers, on the request's session, an after-commit hook that forgets them. So deactivating a
-user, changing a role or deleting an account takes effect on the user's next request in every
-worker; a change made with SQL by hand shows within the snapshot's TTL
-(`KIT_AUTH_PRINCIPAL_TTL_S`).
+A change to a `users` row made through the ORM in an authenticated request drops that user's
+snapshot when the request commits: a mapper event notes the ids a session updated or deleted,
+and the current-user dependency registers, on the request's session, an after-commit hook that
+forgets them (a tombstone, see `PrincipalCache.forget`). Every path of the app that changes a
+user is such a request (`PATCH /users/me`, `PATCH /admin/users/{id}`), so deactivation and role
+changes take effect on the user's next request in every worker. Changes made elsewhere (SQL by
+hand, a bulk `UPDATE` statement, a script) show within the snapshot's TTL
+(`KIT_AUTH_PRINCIPAL_TTL_S`); a user deleted that way meanwhile gets 401 on writes
+(`reference_app.core.errors`).
 """
 
 from __future__ import annotations

@@ -73,6 +73,9 @@ async def _replay(session: AsyncSession, user_id: int, key: str, fingerprint: st
 async def _reserve(session: AsyncSession, item_id: int, quantity: int) -> Decimal | None:
     """Take `quantity` off the item's stock if that much is left, and return the item's price
     (read in the same statement: one round trip per line); None when nothing was taken."""
+    # Correlated to the updated row. SQLite renders the subquery's columns unqualified
+    # ("WHERE id = item_id"), which resolves right only because `items` has no `item_id`
+    # column; tests/unit/test_order_sqlite.py checks the prices there.
     price = select(Item.price).where(Item.id == Inventory.item_id).scalar_subquery()
     result: Decimal | None = await session.scalar(
         update(Inventory)

@@ -4,6 +4,8 @@ request, in any worker. On real PostgreSQL and Redis."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,17 +13,20 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from patterns.db import Database
 from patterns.db.session import commit, rollback
+from patterns.security import TokenType
 from patterns.testing import make_client
 from patterns.testing.backends import free_port
 from reference_app.core.config import Settings
 from reference_app.core.db import get_db
 from reference_app.core.redis import make_redis
 from reference_app.main import create_app
-from reference_app.models.user import Role
+from reference_app.models.user import Role, User
+from reference_app.schemas.user import Principal
 from tests.integration.conftest import Account, AccountFactory
 
 ME = "/api/v1/users/me"
@@ -137,16 +142,15 @@ async def test_admin_update_of_an_unknown_user_is_404(
     assert r.json()["error"]["code"] == "user_not_found"
 
 
-async def test_a_snapshot_that_no_longer_parses_is_read_again_from_the_database(
+async def test_a_snapshot_that_no_longer_parses_is_ignored(
     app: FastAPI, client: AsyncClient, make_account: AccountFactory, redis_client: Redis
 ) -> None:
     account = await make_account()
     key = _snapshot_key(app, account)
     await redis_client.set(key, b'{"id": "not a snapshot"', ex=60)
-    assert (await client.get(ME, headers=account.headers)).status_code == 200
-    stored = await redis_client.get(key)
-    assert stored is not None
-    assert b'"email"' in stored
+    r = await client.get(ME, headers=account.headers)
+    assert r.status_code == 200  # the database answered
+    assert r.json()["email"] == account.user.email
 
 
 # --- Redis unreachable: the database answers who the user is; the revocation policy applies --
@@ -198,3 +202,105 @@ async def test_with_redis_down_the_revocation_policy_decides(
     assert r.status_code == status, r.text
     if status == 200:
         assert r.json()["email"] == account.user.email
+
+
+async def test_a_snapshot_read_before_a_change_cannot_be_stored_after_it(
+    app: FastAPI,
+    client: AsyncClient,
+    make_account: AccountFactory,
+    db_session: AsyncSession,
+) -> None:
+    """The race a plain delete would lose: a request reads the row (active), the admin's
+    change commits and drops the snapshot, then the request stores what it read."""
+    user, admin = await make_account(), await make_account(Role.ADMIN)
+    principals = app.state.principals
+    stale = Principal.model_validate(await db_session.get(User, user.user.id))  # read: active
+    r = await client.patch(
+        f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json={"is_active": False}
+    )
+    assert r.status_code == 200
+    await principals.store(str(user.user.id), stale)  # too late: the tombstone wins
+    r = await client.get(ME, headers=user.headers)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "user_inactive"
+
+
+async def test_the_tombstone_is_short_lived(
+    app: FastAPI, client: AsyncClient, make_account: AccountFactory, redis_client: Redis
+) -> None:
+    user, admin = await make_account(), await make_account(Role.ADMIN)
+    await client.get(ME, headers=user.headers)
+    r = await client.patch(
+        f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json={"role": "manager"}
+    )
+    assert r.status_code == 200
+    key = _snapshot_key(app, user)
+    assert await redis_client.get(key) == b"-"
+    assert 0 < await redis_client.ttl(key) <= 10
+    assert (await client.get(ME, headers=user.headers)).status_code == 200  # from the database
+
+
+async def test_an_admin_change_shows_in_the_users_cached_profile(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    user, admin = await make_account(), await make_account(Role.ADMIN)
+    assert (await client.get(PROFILE, headers=user.headers)).json()["user"]["role"] == "user"
+    r = await client.patch(
+        f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json={"role": "manager"}
+    )
+    assert r.status_code == 200
+    assert (await client.get(PROFILE, headers=user.headers)).json()["user"]["role"] == "manager"
+
+
+@pytest.mark.parametrize("body", [{"role": "user"}, {"is_active": False}])
+async def test_two_admins_removing_each_other_at_once_leave_one_admin(
+    settings: Settings,
+    db_engine: AsyncEngine,
+    redis_client: Redis,
+    committed_db: async_sessionmaker[AsyncSession],
+    body: dict[str, Any],
+) -> None:
+    live = create_app(settings, database=Database(db_engine), redis=redis_client)
+    async with committed_db() as s:
+        first, second = (
+            User(
+                email=f"admin-{uuid.uuid4().hex[:8]}@example.com", hashed_password="x", role="admin"
+            )
+            for _ in range(2)
+        )
+        s.add_all([first, second])
+        await s.commit()
+    headers = {
+        u.id: {"Authorization": f"Bearer {live.state.tokens.create(u.id, TokenType.ACCESS)[0]}"}
+        for u in (first, second)
+    }
+    async with make_client(live, raise_app_exceptions=False) as c:
+        results = await asyncio.gather(
+            c.patch(f"{ADMIN_USERS}/{second.id}", headers=headers[first.id], json=body),
+            c.patch(f"{ADMIN_USERS}/{first.id}", headers=headers[second.id], json=body),
+        )
+    # One wins. The other is refused: 409 when it passed authentication before the winner
+    # committed (the last-admin check, under the row locks), else 403 (no longer an admin).
+    assert sorted(r.status_code for r in results) in ([200, 403], [200, 409])
+    async with committed_db() as s:
+        admins = await s.scalars(
+            select(User.id).where(User.role == "admin", User.is_active.is_(True))
+        )
+        assert len(admins.all()) == 1
+
+
+async def test_a_write_for_a_user_deleted_by_hand_is_401_not_500(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+) -> None:
+    """Deleted with SQL (no ORM event: the snapshot stays for its TTL); the write's foreign key
+    to users fails, and that is the user being gone."""
+    account = await make_account()
+    assert (await client.get(ME, headers=account.headers)).status_code == 200  # snapshot cached
+    await db_session.execute(delete(User).where(User.id == account.user.id))
+    r = await client.post(
+        "/api/v1/items",
+        headers=account.headers,
+        json={"title": "Lamp", "category": "home", "price": "9.99"},
+    )
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] == "user_not_found"

@@ -1,0 +1,86 @@
+"""Placing an order on the embedded backend (SQLite): the stock reservation's
+`UPDATE … RETURNING (SELECT price …)` must return each line's own item price there too, where
+SQLite renders the correlated subquery's columns unqualified."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from patterns.db import Database, session_scope
+from patterns.errors import BusinessRuleError
+from reference_app.crud.order import create_order
+from reference_app.models import Base, Inventory, Item, User
+from reference_app.schemas.order import OrderCreate
+
+
+def _no_task(_session: object, _order_id: int) -> None:
+    """No broker here: the tests look at the rows, not at the task."""
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database.from_url(f"sqlite:///{tmp_path}/kit.db")
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    yield db
+    await db.dispose()
+
+
+async def _stocked(database: Database, prices: list[str], stock: int) -> tuple[int, list[int]]:
+    async with session_scope(database.sessionmaker) as session:
+        owner = User(email="owner@example.com", hashed_password="x")
+        session.add(owner)
+        await session.flush()
+        items = [
+            Item(title=f"i{n}", category="tools", price=Decimal(p), owner_id=owner.id)
+            for n, p in enumerate(prices)
+        ]
+        session.add_all(items)
+        await session.flush()
+        session.add_all(Inventory(item_id=item.id, quantity=stock) for item in items)
+        return owner.id, [item.id for item in items]
+
+
+async def test_each_line_gets_its_own_items_price(database: Database) -> None:
+    user_id, ids = await _stocked(database, ["1.50", "7.25", "30.00"], stock=5)
+    order_in = OrderCreate.model_validate(
+        {"items": [{"id": ids[2], "quantity": 1}, {"id": ids[0], "quantity": 2}]}
+    )
+    async with session_scope(database.sessionmaker) as session:
+        order, created = await create_order(
+            session,
+            user_id=user_id,
+            order_in=order_in,
+            idempotency_key=None,
+            enqueue=lambda *_: None,
+        )
+        assert created
+        assert {line.item_id: line.unit_price for line in order.lines} == {
+            ids[0]: Decimal("1.50"),
+            ids[2]: Decimal("30.00"),
+        }
+        assert order.total == Decimal("33.00")
+    async with session_scope(database.sessionmaker) as session:
+        stock = dict((await session.execute(select(Inventory.item_id, Inventory.quantity))).all())
+    assert stock == {ids[0]: 3, ids[1]: 5, ids[2]: 4}
+
+
+async def test_short_stock_is_refused_and_nothing_changes(database: Database) -> None:
+    user_id, ids = await _stocked(database, ["2.00"], stock=1)
+    order_in = OrderCreate.model_validate({"items": [{"id": ids[0], "quantity": 2}]})
+    with pytest.raises(BusinessRuleError):
+        async with session_scope(database.sessionmaker) as session:
+            await create_order(
+                session,
+                user_id=user_id,
+                order_in=order_in,
+                idempotency_key=None,
+                enqueue=lambda *_: None,
+            )
+    async with session_scope(database.sessionmaker) as session:
+        assert await session.scalar(select(Inventory.quantity)) == 1
