@@ -24,9 +24,9 @@ _USER_FOREIGN_KEY = re.compile(r"^fk_\w+_users$")
 
 
 def violated_constraint(exc: IntegrityError) -> str | None:
-    """The constraint's name as the driver reports it (asyncpg and psycopg do; SQLite not)."""
+    """The constraint's name as the API's driver (asyncpg) reports it; SQLite names none."""
     orig = exc.orig
-    for candidate in (orig, getattr(orig, "__cause__", None), getattr(orig, "diag", None)):
+    for candidate in (orig, getattr(orig, "__cause__", None)):
         name = getattr(candidate, "constraint_name", None)
         if isinstance(name, str):
             return name

@@ -18,9 +18,11 @@ from patterns.db import Database
 from patterns.db.session import commit, rollback
 from patterns.security import TokenType
 from patterns.testing import make_client
+from patterns.testing.backends import free_port
 from reference_app.core.config import Settings
 from reference_app.core.db import get_db
 from reference_app.core.mail import RecordingMailBackend
+from reference_app.core.redis import make_redis
 from reference_app.main import create_app
 from reference_app.models.user import Role, User
 from tests.integration.celery_fixtures import (  # noqa: F401 (fixtures, registered by import)
@@ -37,12 +39,11 @@ def settings(database_url: str, redis_url: str) -> Settings:
     return Settings(env="test", database_url=database_url, redis_url=redis_url)
 
 
-@pytest_asyncio.fixture
-async def app(
-    settings: Settings, db_engine: AsyncEngine, db_session: AsyncSession, redis_client: Redis
-) -> AsyncIterator[FastAPI]:
-    """The app on this test's isolated session (rolled back) and Redis database (flushed)."""
-    application = create_app(settings, database=Database(db_engine), redis=redis_client)
+def app_on_session(
+    settings: Settings, db_engine: AsyncEngine, db_session: AsyncSession, redis: Redis
+) -> FastAPI:
+    """The app whose requests all use `db_session` (savepoint-backed) and the given Redis."""
+    application = create_app(settings, database=Database(db_engine), redis=redis)
 
     async def _test_db() -> AsyncIterator[AsyncSession]:
         # The same contract as get_db, on the test's savepoint-backed session.
@@ -54,7 +55,23 @@ async def app(
         await commit(db_session)
 
     application.dependency_overrides[get_db] = _test_db
-    yield application
+    return application
+
+
+@pytest_asyncio.fixture
+async def app(
+    settings: Settings, db_engine: AsyncEngine, db_session: AsyncSession, redis_client: Redis
+) -> AsyncIterator[FastAPI]:
+    """The app on this test's isolated session (rolled back) and Redis database (flushed)."""
+    yield app_on_session(settings, db_engine, db_session, redis_client)
+
+
+@pytest_asyncio.fixture
+async def dead_redis() -> AsyncIterator[Redis]:
+    """The app's Redis client pointed at a port nothing listens on: a Redis outage."""
+    client = make_redis(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    yield client
+    await client.aclose()
 
 
 @pytest_asyncio.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,17 +16,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from patterns.db import Database
-from patterns.db.session import commit, rollback
 from patterns.security import TokenType
 from patterns.testing import make_client
-from patterns.testing.backends import free_port
 from reference_app.core.config import Settings
-from reference_app.core.db import get_db
-from reference_app.core.redis import make_redis
 from reference_app.main import create_app
 from reference_app.models.user import Role, User
 from reference_app.schemas.user import Principal
-from tests.integration.conftest import Account, AccountFactory
+from tests.integration.conftest import Account, AccountFactory, app_on_session
 
 ME = "/api/v1/users/me"
 PROFILE = "/api/v1/users/profile"
@@ -156,30 +151,6 @@ async def test_a_snapshot_that_no_longer_parses_is_ignored(
 # --- Redis unreachable: the database answers who the user is; the revocation policy applies --
 
 
-def _app_on_dead_redis(
-    settings: Settings, db_engine: AsyncEngine, db_session: AsyncSession, redis: Redis
-) -> FastAPI:
-    application = create_app(settings, database=Database(db_engine), redis=redis)
-
-    async def _test_db() -> AsyncIterator[AsyncSession]:
-        try:
-            yield db_session
-        except BaseException:
-            await rollback(db_session)
-            raise
-        await commit(db_session)
-
-    application.dependency_overrides[get_db] = _test_db
-    return application
-
-
-@pytest.fixture
-async def dead_redis() -> AsyncIterator[Redis]:
-    client = make_redis(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
-    yield client
-    await client.aclose()
-
-
 @pytest.mark.parametrize(("fail_open", "status"), [(True, 200), (False, 503)])
 async def test_with_redis_down_the_revocation_policy_decides(
     settings: Settings,
@@ -191,7 +162,7 @@ async def test_with_redis_down_the_revocation_policy_decides(
     status: int,
 ) -> None:
     account = await make_account()  # its token is signed with the same settings' secret
-    down = _app_on_dead_redis(
+    down = app_on_session(
         settings.model_copy(update={"auth_revocation_fail_open": fail_open}),
         db_engine,
         db_session,

@@ -4,7 +4,6 @@ headers clients need, and a tested policy for when Redis is gone."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,9 +13,6 @@ from redis.asyncio import Redis
 
 from patterns.errors import install_error_handlers
 from patterns.rate_limit import Algorithm, Rate, RateLimit, RateLimiter, route_key
-from patterns.testing.backends import free_port
-from reference_app.core.config import Settings
-from reference_app.core.redis import make_redis
 
 
 def _limited_app(redis: Redis, algorithm: Algorithm, *, fail_open: bool = True) -> FastAPI:
@@ -35,13 +31,6 @@ def _limited_app(redis: Redis, algorithm: Algorithm, *, fail_open: bool = True) 
         return {"ok": True}
 
     return app
-
-
-@pytest.fixture
-async def dead_redis() -> AsyncIterator[Redis]:
-    client = make_redis(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
-    yield client
-    await client.aclose()
 
 
 @pytest.mark.parametrize("algorithm", list(Algorithm))

@@ -4,9 +4,7 @@ SQLite renders the correlated subquery's columns unqualified."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -14,21 +12,12 @@ from sqlalchemy import select
 from patterns.db import Database, session_scope
 from patterns.errors import BusinessRuleError
 from reference_app.crud.order import create_order
-from reference_app.models import Base, Inventory, Item, User
+from reference_app.models import Inventory, Item, User
 from reference_app.schemas.order import OrderCreate
 
 
 def _no_task(_session: object, _order_id: int) -> None:
     """No broker here: the tests look at the rows, not at the task."""
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database.from_url(f"sqlite:///{tmp_path}/kit.db")
-    async with db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    yield db
-    await db.dispose()
 
 
 async def _stocked(database: Database, prices: list[str], stock: int) -> tuple[int, list[int]]:

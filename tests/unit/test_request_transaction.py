@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated
 
 import pytest
@@ -22,7 +21,7 @@ from patterns.db.session import on_commit, session_scope
 from patterns.errors import BusinessRuleError, install_error_handlers
 from patterns.observability.request_id import RequestIdMiddleware
 from reference_app.core.db import SessionDep, get_database, get_db
-from reference_app.models import Base, User
+from reference_app.models import User
 
 # get_db with FastAPI's default scope for yield dependencies ("request"): its exit code, and so
 # the commit, runs after the response has been sent.
@@ -76,15 +75,6 @@ def _app(database: Database, hook_calls: list[str]) -> FastAPI:
         return {"email": email}
 
     return app
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database.from_url(f"sqlite:///{tmp_path}/kit.db")
-    async with db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    yield db
-    await db.dispose()
 
 
 @pytest.fixture

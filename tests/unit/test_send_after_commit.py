@@ -5,8 +5,6 @@ SQLite: the behaviour under test is the session's and Starlette's, not a broker'
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,13 +26,6 @@ class FakeTask:
         if self.fail:
             raise ConnectionError("broker unreachable")
         self.sent.append(tuple(args))
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database.from_url(f"sqlite:///{tmp_path}/kit.db")
-    yield db
-    await db.dispose()
 
 
 async def test_the_publish_waits_for_the_commit_and_then_for_the_response(
