@@ -223,13 +223,18 @@ async def test_an_admin_change_shows_in_the_users_cached_profile(
     assert (await client.get(PROFILE, headers=user.headers)).json()["user"]["role"] == "manager"
 
 
-@pytest.mark.parametrize("body", [{"role": "user"}, {"is_active": False}])
+@pytest.mark.parametrize(
+    ("body", "refused_late"),
+    [({"role": "user"}, 403), ({"is_active": False}, 401)],
+    ids=["demote", "deactivate"],
+)
 async def test_two_admins_removing_each_other_at_once_leave_one_admin(
     settings: Settings,
     db_engine: AsyncEngine,
     redis_client: Redis,
     committed_db: async_sessionmaker[AsyncSession],
     body: dict[str, Any],
+    refused_late: int,
 ) -> None:
     live = create_app(settings, database=Database(db_engine), redis=redis_client)
     async with committed_db() as s:
@@ -251,8 +256,12 @@ async def test_two_admins_removing_each_other_at_once_leave_one_admin(
             c.patch(f"{ADMIN_USERS}/{first.id}", headers=headers[second.id], json=body),
         )
     # One wins. The other is refused: 409 when it passed authentication before the winner
-    # committed (the last-admin check, under the row locks), else 403 (no longer an admin).
-    assert sorted(r.status_code for r in results) in ([200, 403], [200, 409])
+    # committed (the last-admin check, under the row locks); else by authentication itself,
+    # as a demoted admin (403) or a deactivated user (401 user_inactive).
+    codes = sorted(r.status_code for r in results)
+    assert codes in ([200, 409], sorted([200, refused_late])), [r.json() for r in results]
+    refusal = next(r.json()["error"]["code"] for r in results if r.status_code != 200)
+    assert refusal in {"last_admin", "forbidden", "user_inactive"}
     async with committed_db() as s:
         admins = await s.scalars(
             select(User.id).where(User.role == "admin", User.is_active.is_(True))
