@@ -213,8 +213,7 @@ async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
 # pool had no connection to give within its timeout, or Redis did not answer. Nothing was
 # committed (the session dependency rolled back), so the client may retry: 503, not 500.
 _UNAVAILABLE: tuple[type[Exception], ...] = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
+    sa_exc.DBAPIError,  # the handler tells an outage from a failed statement (a 500)
     sa_exc.TimeoutError,
     RedisConnectionError,
     RedisTimeoutError,

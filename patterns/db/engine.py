@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -51,6 +51,41 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# SQLSTATEs that say the server, not the statement, failed. SQLAlchemy's asyncpg dialect only
+# recognises a closed socket as a disconnect; these arrive as ordinary database errors.
+_SERVER_GONE_CLASS = "08"  # connection exception: "connection does not exist", "failure", …
+_SERVER_GONE_STATES = frozenset(
+    {
+        "57P01",  # admin shutdown: the backend was terminated, or a fast/immediate stop
+        "57P02",  # crash shutdown
+        "57P03",  # cannot connect now: the server is starting up or shutting down
+        "53300",  # too many connections (raised at connect only)
+    }
+)
+
+
+def _mark_server_gone(ctx: ExceptionContext) -> None:
+    """Treat a lost or refused server as a disconnect, not a failed statement.
+
+    Marked this way, SQLAlchemy invalidates the connection (and every pooled connection older
+    than it), and the error reaches the app with `connection_invalidated` set, which the error
+    handlers answer with 503 + Retry-After, as for a refused connection. Without it, a request in
+    flight when PostgreSQL restarts, or one that connects while it starts up, was a 500. asyncpg's
+    `InternalClientError` ("cannot switch to state …") leaves its connection unusable too.
+    """
+    if ctx.is_disconnect:
+        return
+    orig = ctx.original_exception
+    state = getattr(orig, "sqlstate", None) or ""
+    client_error = getattr(ctx.dialect.loaded_dbapi, "InternalClientError", None)
+    if (
+        state.startswith(_SERVER_GONE_CLASS)
+        or state in _SERVER_GONE_STATES
+        or (client_error is not None and isinstance(orig, client_error))
+    ):
+        ctx.is_disconnect = True
+
+
 def make_async_engine(
     url: str | URL,
     *,
@@ -65,15 +100,16 @@ def make_async_engine(
     trips (BEGIN, a statement, ROLLBACK) on every checkout, as many as a primary-key request
     needs for its own work, and the largest single cost the load test found (docs/performance.md).
     A dropped connection is handled when it is used instead: SQLAlchemy recognises the
-    disconnect, invalidates every pooled connection older than it, and only the requests in
-    flight at that moment fail (tests/integration/test_engine_disconnect.py).
+    disconnect (`_mark_server_gone` widens what counts as one), invalidates every pooled
+    connection older than it, and only the requests in flight at that moment fail, with 503
+    (tests/integration/test_engine_disconnect.py).
     """
     u = async_url(url)
     if u.get_backend_name() == "sqlite":
         engine = create_async_engine(u, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         u,
         echo=echo,
         pool_size=pool_size,
@@ -82,6 +118,8 @@ def make_async_engine(
         pool_timeout=5,
         connect_args={"timeout": 3, "command_timeout": 30},
     )
+    event.listen(engine.sync_engine, "handle_error", _mark_server_gone)
+    return engine
 
 
 @dataclass

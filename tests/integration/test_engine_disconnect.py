@@ -1,17 +1,32 @@
 """The API engine runs without pre-ping (patterns/db/engine.py): what happens when PostgreSQL
-drops every connection, e.g. on a restart or a failover."""
+drops every connection, e.g. on a restart or a failover, kills a statement's backend, or answers
+a new connection with "starting up" or "too many clients"."""
 
 from __future__ import annotations
 
+import asyncio
+import struct
+from collections.abc import AsyncIterator
+
 import psycopg
 import pytest
+import pytest_asyncio
+from fastapi import Depends
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from patterns.db import make_async_engine
+from patterns.db import Database, make_async_engine
+from patterns.testing import make_client
+from reference_app.core.config import Settings
+from reference_app.core.db import get_db
+from reference_app.main import create_app
 
 pytestmark = pytest.mark.integration
+
+SSL_REQUEST = 80877103  # the code of PostgreSQL's SSLRequest message
 
 
 def _terminate_backends(database_url: str) -> int:
@@ -54,3 +69,116 @@ async def test_after_the_server_drops_all_connections_one_request_fails_then_the
                 assert (await conn.execute(text("SELECT 1"))).scalar() == 1
     finally:
         await engine.dispose()
+
+
+async def test_a_backend_terminated_mid_statement_is_a_disconnect(scratch_database: str) -> None:
+    """What a statement in flight sees on a fast or immediate server stop: asyncpg raises a
+    database error (08003, or 57P01 if the FATAL message is read first), not an InterfaceError;
+    it must still invalidate the connection."""
+    engine = make_async_engine(scratch_database, pool_size=2, max_overflow=0)
+    try:
+        with pytest.raises(DBAPIError) as failed:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        assert getattr(failed.value.orig, "sqlstate", None) in {"57P01", "08003"}
+        assert failed.value.connection_invalidated
+        async with engine.connect() as conn:  # the dead connection was not put back
+            assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_request_whose_connection_is_killed_gets_503_not_500(
+    scratch_database: str, redis_client: Redis
+) -> None:
+    settings = Settings(env="test", database_url=scratch_database, redis_url="redis://unused")
+    database = Database.from_url(scratch_database, pool_size=2, max_overflow=0)
+    app = create_app(settings, database=database, redis=redis_client)
+
+    @app.get("/killed")
+    async def killed(session: AsyncSession = Depends(get_db)) -> None:
+        await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    try:
+        async with make_client(app, raise_app_exceptions=False) as c:
+            r = await c.get("/killed")
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "1"
+        assert r.json()["error"]["code"] == "service_unavailable"
+    finally:
+        await database.dispose()
+
+
+async def _refusing_server(state: str, message: str) -> AsyncIterator[int]:
+    """A port that speaks just enough of PostgreSQL's protocol to refuse every connection with
+    a FATAL `state`, as a starting-up or full server does."""
+    fields = b"".join(
+        tag + value.encode() + b"\0"
+        for tag, value in ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", state), (b"M", message))
+    )
+    error = b"E" + struct.pack("!I", 4 + len(fields) + 1) + fields + b"\0"
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            length, code = struct.unpack("!II", await reader.readexactly(8))
+            if code == SSL_REQUEST:  # no TLS here; the client goes on in plain text
+                writer.write(b"N")
+                await writer.drain()
+                length, code = struct.unpack("!II", await reader.readexactly(8))
+            await reader.readexactly(length - 8)  # the rest of the startup message
+            writer.write(error)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+STARTING_UP = ("57P03", "the database system is starting up")
+FULL = ("53300", "sorry, too many clients already")
+
+
+@pytest_asyncio.fixture(params=[STARTING_UP, FULL], ids=["starting-up", "too-many-clients"])
+async def refusing_database(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str]]:
+    state, message = request.param
+    async for port in _refusing_server(state, message):
+        yield f"postgresql://postgres@127.0.0.1:{port}/kit", state
+
+
+async def test_a_server_refusing_connections_is_an_invalidated_connection(
+    refusing_database: tuple[str, str],
+) -> None:
+    url, state = refusing_database
+    engine = make_async_engine(url, pool_size=1, max_overflow=0)
+    try:
+        with pytest.raises(DBAPIError) as failed:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        assert getattr(failed.value.orig, "sqlstate", None) == state
+        assert failed.value.connection_invalidated
+    finally:
+        await engine.dispose()
+
+
+async def test_a_request_while_the_server_refuses_connections_gets_503(
+    refusing_database: tuple[str, str], redis_client: Redis
+) -> None:
+    url, _ = refusing_database
+    settings = Settings(env="test", database_url=url, redis_url="redis://unused")
+    database = Database.from_url(url, pool_size=1, max_overflow=0)
+    app = create_app(settings, database=database, redis=redis_client)
+    try:
+        async with make_client(app, raise_app_exceptions=False) as c:
+            r = await c.get("/api/v1/items")
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "1"
+        assert r.json()["error"]["code"] == "service_unavailable"
+    finally:
+        await database.dispose()
