@@ -28,6 +28,8 @@ from patterns.observability.request_id import get_request_id
 
 logger = logging.getLogger("patterns.errors")
 
+RETRY_AFTER_S = 1  # a 503's Retry-After: outages here are restarts and failovers, retry soon
+
 
 class ErrorBody(BaseModel):
     """The inside of the envelope."""
@@ -127,9 +129,26 @@ class RateLimitedError(AppError):
 
 
 class ServiceUnavailableError(AppError):
+    """Raised where the kit chose to fail closed; says when to retry, as the outage handler does."""
+
     status_code = 503
     code = "service_unavailable"
     default_message = "A service this request needs is unavailable."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            code=code,
+            details=details,
+            headers={"Retry-After": str(RETRY_AFTER_S), **(headers or {})},
+        )
 
 
 _STATUS_CODES: dict[int, str] = {
@@ -213,26 +232,37 @@ async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
 # pool had no connection to give within its timeout, or Redis did not answer. Nothing was
 # committed (the session dependency rolled back), so the client may retry: 503, not 500.
 _UNAVAILABLE: tuple[type[Exception], ...] = (
-    sa_exc.DBAPIError,  # the handler tells an outage from a failed statement (a 500)
+    sa_exc.DBAPIError,  # `is_unavailable` tells an outage from a failed statement (a 500)
     sa_exc.TimeoutError,
     RedisConnectionError,
     RedisTimeoutError,
-    ConnectionRefusedError,
+    ConnectionError,  # refused or reset before a driver could wrap it
+    TimeoutError,  # asyncpg's connect timeout
 )
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means a backing service is gone (retry later), not that the work is wrong.
+
+    A database error counts when the connection was lost or refused (patterns.db marks those as
+    disconnects) or the driver calls it operational; a failed statement does not.
+    """
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return isinstance(exc, _UNAVAILABLE)
+
+
 async def _unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, sa_exc.DBAPIError) and not (
-        exc.connection_invalidated
-        or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
-    ):
+    if not is_unavailable(exc):
         return await _unhandled_handler(request, exc)
     logger.warning("backing service unavailable: %s", type(exc).__name__, exc_info=exc)
     return error_response(
         503,
         "service_unavailable",
         "A service this request needs is unavailable; nothing was changed. Retry shortly.",
-        headers={"Retry-After": "1"},
+        headers={"Retry-After": str(RETRY_AFTER_S)},
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
 from patterns.db import Database, is_sqlite, session_scope
-from patterns.errors import install_error_handlers
+from patterns.errors import install_error_handlers, is_unavailable
 from patterns.observability.metrics import mark_process_dead_if_multiprocess
 from patterns.observability.middleware import install_observability
 from patterns.observability.request_id import RequestIdMiddleware
@@ -61,6 +62,47 @@ async def _ensure_first_admin(app: FastAPI, settings: Settings) -> None:
         )
     if created:
         logger.info("first admin created", extra={"email": settings.first_admin_email})
+
+
+FIRST_ADMIN_RETRY_MAX_S = 30.0
+
+
+async def _start_first_admin(app: FastAPI, settings: Settings) -> asyncio.Task[None] | None:
+    """Ensure the first admin now; if the database is unreachable, keep trying in the background.
+
+    A server that starts before its database (a restart, compose without health checks) comes
+    up and answers 503 until the database does, as it would without a first admin; it does not
+    exit. Any other failure (an unmigrated database, say) still stops the start-up.
+    """
+    try:
+        await _ensure_first_admin(app, settings)
+        return None
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        logger.warning("first admin not ensured yet: database unavailable (%s)", type(exc).__name__)
+    return asyncio.create_task(_retry_first_admin(app, settings))
+
+
+async def _retry_first_admin(app: FastAPI, settings: Settings) -> None:
+    delay = 1.0
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            await _ensure_first_admin(app, settings)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                logger.exception("first admin not created")
+                return
+            delay = min(delay * 2, FIRST_ADMIN_RETRY_MAX_S)
+            logger.warning(
+                "first admin not ensured yet: database unavailable (%s); next try in %.0f s",
+                type(exc).__name__,
+                delay,
+            )
+        else:
+            logger.info("first admin ensured after the database came back")
+            return
 
 
 def _freeze_startup_objects() -> None:
@@ -112,7 +154,7 @@ def create_app(
         if redis is None:
             owned_redis = make_redis(settings)
             _use_redis(app, owned_redis, settings)
-        await _ensure_first_admin(app, settings)
+        first_admin = app.state.first_admin_retry = await _start_first_admin(app, settings)
         if settings.cache_warm_on_startup:
             await warm_cache(app)
         if database is None and redis is None:
@@ -123,6 +165,8 @@ def create_app(
             app.state.embedded_worker = background.enter_context(embedded_worker(app.state.celery))
             yield
         finally:
+            if first_admin is not None:
+                first_admin.cancel()
             background.close()
             app.state.celery.close()
             if owned_redis is not None:
