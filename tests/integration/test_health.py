@@ -29,6 +29,7 @@ async def test_ready_is_503_naming_the_database_when_it_is_down(
         r = await c.get("/health/ready")
     await dead.dispose()
     assert r.status_code == 503
+    assert r.headers["Retry-After"] == "1"
     err = r.json()["error"]
     assert err["code"] == "service_unavailable"
     assert [d["check"] for d in err["details"]] == ["database"]

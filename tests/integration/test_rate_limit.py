@@ -107,6 +107,7 @@ async def test_redis_down_fails_closed_when_configured(dead_redis: Redis) -> Non
         r = await c.get("/limited")
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "service_unavailable"
+    assert r.headers["Retry-After"] == "1"
 
 
 async def test_register_is_limited_to_the_guides_five_per_hour(client: AsyncClient) -> None:
