@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, Select, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, load_only
 from sqlalchemy.orm.interfaces import ORMOption
+from sqlalchemy.sql.selectable import ForUpdateParameter
 
 from patterns.errors import NotFoundError, ValidationFailedError
 from patterns.filtering import FilterSet, check_column_value, mapping_clauses
@@ -91,19 +92,39 @@ class CRUDBase(Generic[ModelT, CreateT, UpdateT]):
         return filters.apply(stmt) if filters is not None else stmt
 
     async def get(
-        self, session: AsyncSession, id: int, *, options: Iterable[ORMOption] = ()
+        self,
+        session: AsyncSession,
+        id: int,
+        *,
+        options: Iterable[ORMOption] = (),
+        lock: ForUpdateParameter = None,
     ) -> ModelT | None:
-        """The row with this primary key, or None (also for an id no row can have)."""
+        """The row with this primary key, or None (also for an id no row can have).
+
+        `lock` is `with_for_update`'s argument: `True` (FOR UPDATE) before a delete;
+        `{"key_share": True}` (FOR NO KEY UPDATE) before an update that leaves the key alone, so
+        concurrent inserts that reference the row are not blocked. A row deleted while waiting
+        for the lock is None, so a racing write is a 404 rather than a stale-data error.
+        """
         try:
             check_column_value(self.id_column, id)
         except ValueError:
             return None  # an id outside the column's range would be a DataError, not a 404
-        return await session.get(self.model, id, options=list(options))
+        if lock is None:
+            return await session.get(self.model, id, options=list(options))
+        return await session.get(
+            self.model, id, options=list(options), with_for_update=lock, populate_existing=True
+        )
 
     async def get_or_404(
-        self, session: AsyncSession, id: int, *, options: Iterable[ORMOption] = ()
+        self,
+        session: AsyncSession,
+        id: int,
+        *,
+        options: Iterable[ORMOption] = (),
+        lock: ForUpdateParameter = None,
     ) -> ModelT:
-        obj = await self.get(session, id, options=options)
+        obj = await self.get(session, id, options=options, lock=lock)
         if obj is None:
             raise NotFoundError(f"{self.model.__name__} {id} was not found.")
         return obj

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from patterns.observability.request_id import get_request_id
@@ -254,7 +255,29 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, _UNAVAILABLE)
 
 
+# The database gave up on this transaction because of a concurrent one (a deadlock it broke, a
+# serialization failure), or a row the ORM was updating vanished meanwhile: nothing was
+# committed and the same request may well succeed now, so 409 with the reason, not a 500.
+_WRITE_CONFLICT_STATES = frozenset({"40001", "40P01"})
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    if isinstance(exc, StaleDataError):
+        return True
+    return (
+        isinstance(exc, sa_exc.DBAPIError)
+        and getattr(exc.orig, "sqlstate", None) in _WRITE_CONFLICT_STATES
+    )
+
+
 async def _unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    if is_write_conflict(exc):
+        logger.warning("write conflict: %s", type(exc).__name__, exc_info=exc)
+        return error_response(
+            409,
+            "write_conflict",
+            "A concurrent request changed the same data; nothing was changed. Retry.",
+        )
     if not is_unavailable(exc):
         return await _unhandled_handler(request, exc)
     logger.warning("backing service unavailable: %s", type(exc).__name__, exc_info=exc)
@@ -270,7 +293,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that render every error in the envelope, and document in OpenAPI
     the one error FastAPI raises by itself on any route with a body (see `_document_bad_body`)."""
     app.add_exception_handler(AppError, _app_error_handler)
-    for exc_type in _UNAVAILABLE:
+    for exc_type in (*_UNAVAILABLE, StaleDataError):
         app.add_exception_handler(exc_type, _unavailable_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)

@@ -407,3 +407,53 @@ async def test_the_order_is_answered_before_its_task_is_published(
     assert r.status_code == 201
     assert published_when_answered == [0]  # nothing published when the body went out
     assert [e.args for e in events.published] == [[r.json()["id"]]]  # and published after
+
+
+RACES = 8
+
+
+@pytest.mark.parametrize("rival", ["order", "patch", "restock"])
+async def test_deleting_an_item_while_it_is_ordered_patched_or_restocked_is_never_a_500(
+    live: tuple[FastAPI, AsyncClient],
+    committed_db: async_sessionmaker[AsyncSession],
+    rival: str,
+) -> None:
+    """A delete and another write to the same item, sent at once, each time on a fresh item.
+    Either may win; the loser gets an answer that says so (404, or 409 `item_in_use` for a
+    delete that lost to an order), and the rows agree with the answers."""
+    app, client = live
+    async with committed_db() as s:
+        owner, buyer = await _committed_buyer(app, s, 2)
+        manager = User(email=f"m-{uuid.uuid4().hex[:10]}@example.com", hashed_password="x")
+        manager.role = Role.MANAGER.value
+        s.add(manager)
+        await s.flush()
+        staff = {
+            "Authorization": f"Bearer {app.state.tokens.create(manager.id, TokenType.ACCESS)[0]}"
+        }
+        items = [await _stocked_item(s, _owner(s), 5) for _ in range(RACES)]
+
+    def rival_request(item_id: int) -> Any:
+        if rival == "order":
+            body = {"items": [{"id": item_id, "quantity": 1}]}
+            return client.post(ORDERS, headers=buyer, json=body)
+        if rival == "patch":
+            return client.patch(f"/api/v1/items/{item_id}", headers=owner, json={"price": "2"})
+        return client.put(f"/api/v1/items/{item_id}/inventory", headers=staff, json={"quantity": 3})
+
+    for item in items:
+        deleted, other = await asyncio.gather(
+            client.delete(f"/api/v1/items/{item.id}", headers=owner), rival_request(item.id)
+        )
+        pair = (deleted.status_code, other.status_code)
+        assert 500 not in pair, (deleted.text, other.text)
+        async with committed_db() as s:
+            exists = await s.get(Item, item.id) is not None
+        if deleted.status_code == 204:
+            assert other.status_code in {404, 200}, other.text  # lost, or committed just before
+            assert not exists
+        else:  # only an order can keep an item from being deleted
+            assert rival == "order"
+            assert pair == (409, 201), (deleted.text, other.text)
+            assert deleted.json()["error"]["code"] == "item_in_use"
+            assert exists

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from httpx import ASGITransport, AsyncClient
+from pydantic import SecretStr
 
 from reference_app.core import migrations
 from reference_app.core.config import Settings
@@ -26,3 +27,48 @@ async def test_embedded_app_migrates_and_is_ready(tmp_path: Path) -> None:
         assert r.json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
         r = await c.get("http://t/api/v1/openapi.json")
         assert r.status_code == 200
+
+
+async def test_embedded_stock_writes_and_deletes_take_the_sqlite_path(tmp_path: Path) -> None:
+    """The row locks and the inventory upsert are written for PostgreSQL; SQLite (the embedded
+    default) must take the same requests: stock set twice, an order, deletes."""
+    url = f"sqlite:///{tmp_path}/kit.db"
+    settings = Settings(
+        env="test",
+        database_url=url,
+        first_admin_email="admin@example.com",
+        first_admin_password=SecretStr("admin-password-1"),
+        _env_file=None,
+    )
+    migrations.upgrade(url)
+    app = create_app(settings)
+    transport = ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=transport, base_url="http://t/api/v1") as c,
+    ):
+        login = {"username": "admin@example.com", "password": "admin-password-1"}
+        token = (await c.post("/auth/login", data=login)).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        item = {"title": "Kettle", "category": "kitchen", "price": "10.00"}
+        ordered, spare = [
+            (await c.post("/items", headers=auth, json=item)).json()["id"] for _ in "ab"
+        ]
+        for quantity in (5, 3):  # inserted, then updated
+            r = await c.put(
+                f"/items/{ordered}/inventory", headers=auth, json={"quantity": quantity}
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["quantity"] == quantity
+        order = {"items": [{"id": ordered, "quantity": 1}]}
+        assert (await c.post("/orders", headers=auth, json=order)).status_code == 201
+        r = await c.delete(f"/items/{ordered}", headers=auth)
+        assert r.status_code == 409
+        assert r.json()["error"]["code"] == "item_in_use"
+        assert (
+            await c.patch(f"/items/{spare}", headers=auth, json={"price": "2"})
+        ).status_code == 200
+        assert (await c.delete(f"/items/{spare}", headers=auth)).status_code == 204
+        assert (
+            await c.put(f"/items/{spare}/inventory", headers=auth, json={"quantity": 1})
+        ).status_code == 404

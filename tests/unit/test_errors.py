@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm.exc import StaleDataError
 
 from patterns.errors import BusinessRuleError, NotFoundError, install_error_handlers
 from patterns.observability.request_id import RequestIdMiddleware
@@ -177,8 +178,18 @@ def _failing_app(exc: Exception) -> FastAPI:
         sa_exc.TimeoutError("QueuePool limit reached"),
         RedisConnectionError("Error 111 connecting"),
         RedisTimeoutError("Timeout reading from socket"),
+        ConnectionResetError("reset by peer"),
+        TimeoutError("connect timed out"),
     ],
-    ids=["db-refused", "db-closed", "pool-timeout", "redis-refused", "redis-timeout"],
+    ids=[
+        "db-refused",
+        "db-closed",
+        "pool-timeout",
+        "redis-refused",
+        "redis-timeout",
+        "reset",
+        "connect-timeout",
+    ],
 )
 async def test_a_backing_service_outage_is_a_503_to_retry_not_a_500(exc: Exception) -> None:
     transport = ASGITransport(app=_failing_app(exc), raise_app_exceptions=False)
@@ -197,3 +208,27 @@ async def test_a_database_error_that_is_not_an_outage_stays_a_500() -> None:
         r = await c.get("/work")
     assert r.status_code == 500
     assert "duplicate" not in r.text
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"driver error {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        sa_exc.DBAPIError("UPDATE", {}, _DriverError("40P01")),  # deadlock detected
+        sa_exc.DBAPIError("UPDATE", {}, _DriverError("40001")),  # serialization failure
+        StaleDataError("UPDATE statement on table 'items' expected to update 1 row(s)"),
+    ],
+    ids=["deadlock", "serialization", "stale-data"],
+)
+async def test_a_write_that_lost_to_a_concurrent_one_is_a_409_to_retry(exc: Exception) -> None:
+    transport = ASGITransport(app=_failing_app(exc), raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.get("/work")
+    assert r.status_code == 409
+    assert _envelope(r.json())["code"] == "write_conflict"
+    assert "items" not in r.text

@@ -7,11 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from patterns.cache import Cache
 from patterns.db import utcnow
-from patterns.errors import ConflictError, PermissionDeniedError, error_responses
+from patterns.errors import ConflictError, NotFoundError, PermissionDeniedError, error_responses
 from patterns.pagination import (
     CursorPage,
     CursorParamsDep,
@@ -113,7 +115,9 @@ async def update_item(
     item_id: IdPath, changes: ItemUpdate, user: CurrentUser, session: SessionDep, cache: CacheDep
 ) -> Item:
     """Change an item (owner, manager or admin)."""
-    item = await items.get_or_404(session, item_id)
+    # FOR NO KEY UPDATE: a concurrent delete waits (or wins, and this is a 404), while orders,
+    # whose lines only key-share the item, go on.
+    item = await items.get_or_404(session, item_id, lock={"key_share": True})
     _ensure_can_edit(user, item)
     _changed(cache, session, item.owner_id)
     return await items.update(session, item, changes)
@@ -128,7 +132,13 @@ async def delete_item(
     item_id: IdPath, user: CurrentUser, session: SessionDep, cache: CacheDep
 ) -> None:
     """Delete an item (owner, manager or admin); an item that was ordered is kept (409)."""
-    item = await items.get_or_404(session, item_id)
+    # Lock as an order does, inventory row first, then the item: the database cascades the
+    # delete from the item to its inventory, and an order that reserved stock then key-shares
+    # the item for its lines; taken the other way round the two deadlock.
+    await session.execute(
+        select(Inventory.id).where(Inventory.item_id == item_id).with_for_update()
+    )
+    item = await items.get_or_404(session, item_id, lock=True)
     _ensure_can_edit(user, item)
     _changed(cache, session, item.owner_id)
     try:
@@ -147,16 +157,22 @@ async def delete_item(
 async def set_inventory(
     item_id: IdPath, body: InventoryUpdate, staff: StaffUser, session: SessionDep
 ) -> Inventory:
-    """Set an item's stock (managers and admins)."""
+    """Set an item's stock (managers and admins).
+
+    One upsert: two first stockings at once cannot both insert, and it locks only the inventory
+    row, as orders and deletes take it first.
+    """
     await items.get_or_404(session, item_id)
-    inventory = await session.scalar(
-        select(Inventory).where(Inventory.item_id == item_id).with_for_update()
-    )
-    if inventory is None:
-        inventory = Inventory(item_id=item_id, quantity=body.quantity)
-        session.add(inventory)
-    else:
-        inventory.quantity = body.quantity
-        inventory.updated_at = utcnow()
-    await session.flush()
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    values = insert(Inventory).values(item_id=item_id, quantity=body.quantity)
+    upsert = values.on_conflict_do_update(
+        index_elements=[Inventory.item_id],
+        set_={"quantity": values.excluded.quantity, "updated_at": utcnow()},
+    ).returning(Inventory)
+    try:
+        rows = await session.scalars(upsert, execution_options={"populate_existing": True})
+    except IntegrityError:  # the item was deleted after it was read
+        raise NotFoundError(f"Item {item_id} was not found.") from None
+    inventory: Inventory = rows.one()
     return inventory
