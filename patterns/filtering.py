@@ -202,6 +202,13 @@ def check_column_value(column: QueryableAttribute[Any] | ColumnElement[Any], val
         digits = len(value.as_tuple().digits)
         if digits > _MAX_DECIMAL_DIGITS or abs(value.adjusted()) > _MAX_DECIMAL_DIGITS:
             raise ValueError("is out of range")
+        if isinstance(sql_type, types.Numeric) and sql_type.precision is not None:
+            # NUMERIC(p, s) rounds to s places (half away from zero), then needs the result
+            # below 10^(p-s): a computed amount (a total) can pass every input check and fail.
+            scale = sql_type.scale or 0
+            limit = Decimal(10) ** (sql_type.precision - scale)
+            if abs(value) >= limit - Decimal(5).scaleb(-(scale + 1)):
+                raise ValueError(f"must be less than {limit}")
     elif isinstance(value, datetime):
         aware = value.tzinfo is not None and value.utcoffset() is not None
         if getattr(sql_type, "timezone", False) and not aware:

@@ -30,6 +30,7 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from patterns.db import utcnow
 from patterns.errors import BusinessRuleError, NotFoundError, ValidationFailedError
+from patterns.filtering import check_column_value
 from reference_app.crud import activity
 from reference_app.models.item import Inventory, Item
 from reference_app.models.order import Order, OrderItem, Payment
@@ -39,7 +40,10 @@ EnqueueFn = Callable[[AsyncSession, int], object]
 
 
 def request_fingerprint(order_in: OrderCreate) -> str:
-    return hashlib.sha256(order_in.model_dump_json().encode()).hexdigest()
+    """The body's identity for idempotent retries: the same lines in another order are the same
+    order (they are placed in item-id order anyway)."""
+    lines = sorted(order_in.items, key=lambda line: line.id)
+    return hashlib.sha256(OrderCreate(items=lines).model_dump_json().encode()).hexdigest()
 
 
 def with_details() -> list[ORMOption]:
@@ -130,6 +134,13 @@ async def create_order(
         prices[line.id] = price
 
     total = sum((prices[line.id] * line.quantity for line in lines), Decimal("0"))
+    try:
+        check_column_value(Order.total, total)
+    except ValueError as exc:  # each line fits; their sum may not fit the total's column
+        raise ValidationFailedError(
+            f"The order's total {exc}; split it into smaller orders.",
+            code="order_total_too_large",
+        ) from None
     order = Order(
         user_id=user_id,
         total=total,

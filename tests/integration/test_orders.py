@@ -204,6 +204,38 @@ async def test_same_idempotency_key_twice_makes_one_order(
     assert r.status_code == 422
 
 
+async def test_a_retry_listing_the_same_lines_in_another_order_is_the_same_order(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+) -> None:
+    buyer = await make_account()
+    a = await _stocked_item(db_session, buyer.user.id, 5)
+    b = await _stocked_item(db_session, buyer.user.id, 5)
+    headers = {**buyer.headers, "Idempotency-Key": "two-lines"}
+    lines = [{"id": a.id, "quantity": 1}, {"id": b.id, "quantity": 2}]
+    first = await client.post(ORDERS, headers=headers, json={"items": lines})
+    again = await client.post(ORDERS, headers=headers, json={"items": lines[::-1]})
+    assert first.status_code == 201
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert await _stock(db_session, b.id) == 3
+
+
+async def test_an_order_whose_total_does_not_fit_the_column_is_a_422_and_takes_no_stock(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+) -> None:
+    """Each line is valid (price and quantity within bounds); their product is not: 10^12
+    against NUMERIC(12, 2). Without the check PostgreSQL refuses the INSERT: a 500."""
+    buyer = await make_account()
+    item = await _stocked_item(db_session, buyer.user.id, 1_000_000, "99999999.99")
+    r = await client.post(
+        ORDERS, headers=buyer.headers, json={"items": [{"id": item.id, "quantity": 10_000}]}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "order_total_too_large"
+    assert await _stock(db_session, item.id) == 1_000_000
+    assert await _orders(db_session) == 0
+
+
 async def test_orders_are_visible_to_owner_and_staff_only(
     client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
 ) -> None:

@@ -179,6 +179,25 @@ def test_column_checks_cover_integer_ranges_and_timezones() -> None:
         check_column_value(Product.price, Decimal("Infinity"))
 
 
+@pytest.mark.parametrize(
+    ("value", "fits"),
+    [
+        ("99999999.99", True),  # the largest NUMERIC(10, 2)
+        ("99999999.994", True),  # rounds down to it
+        ("99999999.995", False),  # rounds up to 10^8: PostgreSQL's "numeric field overflow"
+        ("100000000", False),
+        ("-99999999.995", False),
+        ("0.001", True),  # rounds to 0.00: fine
+    ],
+)
+def test_decimals_must_fit_the_numeric_columns_precision(value: str, fits: bool) -> None:
+    if fits:
+        check_column_value(Product.price, Decimal(value))
+    else:
+        with pytest.raises(ValueError, match="less than 100000000"):
+            check_column_value(Product.price, Decimal(value))
+
+
 def test_coerce_parses_json_values_into_the_column_type() -> None:
     assert coerce_column_value(Product.price, "1.50") == Decimal("1.50")
     assert coerce_column_value(Product.featured, True) is True
