@@ -121,6 +121,7 @@ def send_after_commit(
     headers: Mapping[str, Any] | None = None,
     task_id: str | None = None,
     after_response: BackgroundTasks | None = None,
+    log_context: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> str:
     """Publish `task` once `session`'s transaction commits; nothing is sent on a rollback.
@@ -130,8 +131,11 @@ def send_after_commit(
     slow) must not block the event loop. The thread runs in a copy of the caller's context, so
     the request id still reaches the task's headers.
 
-    A failed publish is logged by the after-commit machinery and does not undo the commit: the
-    work is then not done, so make the task's target findable again (the order stays pending).
+    A failed publish is logged and does not undo the commit: the work is then not done, so make
+    the task's target findable again (the order stays pending, and a sweep re-sends it). The log
+    line names the task and its id, plus `log_context` (e.g. `{"order_id": 7}`): the arguments
+    themselves are not logged, they may hold personal data, so say which of them identify the
+    work to redo.
 
     In an endpoint, pass its `BackgroundTasks` as `after_response`: once the commit succeeded,
     the publish is handed to them and runs after the response has been sent, so the client does
@@ -149,21 +153,23 @@ def send_after_commit(
         **options,
     )
 
-    async def _send() -> None:
-        await anyio.to_thread.run_sync(publish)
+    name = getattr(task, "name", None) or getattr(task, "task", None) or type(task).__name__
+    about = "; " + " ".join(f"{k}={v}" for k, v in log_context.items()) if log_context else ""
 
     async def _send_logged() -> None:
-        # Background tasks have no after-commit machinery around them to log a failure.
+        # Logged here, with what identifies the work, rather than as an anonymous hook failure.
         try:
-            await _send()
+            await anyio.to_thread.run_sync(publish)
         except Exception:
-            logger.exception("publishing task %s failed after commit", chosen_id)
+            logger.exception("publishing task %s %s failed after commit%s", name, chosen_id, about)
         except BaseException:  # cancelled (the server is stopping): say so, then let it go
-            logger.error("publishing task %s was cancelled after commit", chosen_id)
+            logger.error(
+                "publishing task %s %s was cancelled after commit%s", name, chosen_id, about
+            )
             raise
 
     if after_response is None:
-        on_commit(session, _send)
+        on_commit(session, _send_logged)
     else:
         on_commit(session, lambda: after_response.add_task(_send_logged))
     return chosen_id

@@ -44,4 +44,5 @@ def enqueue_process_order(
         countdown=countdown,
         ignore_result=not keep_result,
         after_response=after_response,
+        log_context={"order_id": order_id},  # a failed publish names the order left pending
     )

@@ -62,3 +62,28 @@ async def test_a_failed_publish_after_the_response_is_logged_not_raised(
     with caplog.at_level(logging.ERROR, logger="patterns.tasks"):
         await background()
     assert any(task_id in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize("after_response", [True, False], ids=["after-response", "after-commit"])
+async def test_a_failed_publish_names_the_task_and_its_log_context(
+    database: Database, caplog: pytest.LogCaptureFixture, after_response: bool
+) -> None:
+    """Whichever hook publishes, the error says what work was left undone (the order to redo),
+    not only a task id nobody can look up once the publish failed."""
+    task, background = FakeTask(fail=True), BackgroundTasks()
+    with caplog.at_level(logging.ERROR, logger="patterns.tasks"):
+        async with session_scope(database.sessionmaker) as session:
+            task_id = send_after_commit(
+                session,
+                task,
+                args=(7,),
+                log_context={"order_id": 7},
+                after_response=background if after_response else None,
+            )
+        await background()
+    [record] = [r for r in caplog.records if r.name == "patterns.tasks"]
+    assert record.exc_info is not None
+    message = record.getMessage()
+    assert task_id in message
+    assert "FakeTask" in message
+    assert message.endswith("failed after commit; order_id=7")
