@@ -17,6 +17,9 @@ Configuration, and why:
 * Redis `visibility_timeout` above the longest countdown: a message with a countdown sits unacked
   in a worker until its time comes; were that longer than the visibility timeout, Redis would hand
   it to a second worker and the task would run twice.
+* A beat schedule with one entry, the sweep that re-sends orders left pending (a publish that
+  failed after commit, a message lost with the broker); it runs only where beat runs
+  (`python -m reference_app worker --beat` or `beat`).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from reference_app.core.payments import (
     TransientPaymentError,
 )
 
-TASK_MODULES = ("reference_app.worker.tasks",)
+TASK_MODULES = ("reference_app.worker.tasks", "reference_app.worker.requeue")
 # Worth another attempt later: the database went away, timed out or lost a lock race
 # (psycopg's lock_not_available, query_canceled and serialization_failure are OperationalErrors,
 # and SQLAlchemy wraps them as its own OperationalError), the pool was exhausted, or the payment
@@ -59,6 +62,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TransientPaymentError,
 )
 _MIN_VISIBILITY_TIMEOUT_S = 3600
+# The sweep for orders left pending (`reference_app.worker.requeue`): beat runs it this often, and
+# it re-sends orders older than the order countdown plus this margin.
+REQUEUE_PENDING = "reference_app.worker.requeue.requeue_pending_orders"
+REQUEUE_INTERVAL_S = 60.0
+REQUEUE_MARGIN_S = 120
 # A worker transaction waits at most this long for a row lock or a statement, then fails with a
 # transient error and is retried, instead of holding a worker slot indefinitely.
 _WORKER_LOCK_TIMEOUT_MS = 30_000
@@ -78,6 +86,24 @@ def visibility_timeout_s(settings: Settings) -> int:
     """Twice the longest a message may wait unacked (countdown or retry), and at least 1 h."""
     longest_wait = max(settings.order_processing_delay_s, settings.task_retry_cap_s)
     return max(_MIN_VISIBILITY_TIMEOUT_S, int(2 * longest_wait))
+
+
+def requeue_after_s(settings: Settings) -> int:
+    """How old a pending order must be before the sweep re-sends it: its countdown has passed,
+    with a margin for a busy worker, so an order whose message is merely waiting is left alone."""
+    return settings.order_processing_delay_s + REQUEUE_MARGIN_S
+
+
+def beat_schedule() -> dict[str, dict[str, Any]]:
+    """What beat runs: the pending-order sweep. Its message expires with the interval, so a beat
+    that ran while every worker was down leaves one sweep queued, not one per interval."""
+    return {
+        "requeue-pending-orders": {
+            "task": REQUEUE_PENDING,
+            "schedule": REQUEUE_INTERVAL_S,
+            "options": {"expires": REQUEUE_INTERVAL_S},
+        }
+    }
 
 
 def worker_concurrency(settings: Settings) -> int:
@@ -219,6 +245,7 @@ def create_celery_app(
         broker_transport_options={"visibility_timeout": visibility_timeout_s(settings)},
         broker_connection_retry_on_startup=True,
         result_expires=timedelta(days=1),
+        beat_schedule=beat_schedule(),
         enable_utc=True,
         timezone="UTC",
     )
