@@ -130,6 +130,14 @@ def _seed(args: argparse.Namespace) -> int:
     from reference_app.seed import seed
 
     settings = get_settings()
+    if settings.env == "prod" and not args.force:
+        # The demo accounts have published passwords, and one of them is an admin.
+        print(
+            "seed: refusing to seed demo accounts with KIT_ENV=prod: admin@example.com and the "
+            "other demo users have published passwords. Pass --force to seed anyway.",
+            file=sys.stderr,
+        )
+        return 2
     _upgrade(settings)  # seeding an unmigrated database would fail on missing tables
 
     async def run(database: Database) -> dict[str, int]:
@@ -165,6 +173,7 @@ def _warm_cache(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from reference_app.core.celery_app import get_celery_app, uses_memory_broker, worker_logging
+    from reference_app.worker.supervisor import run_celery, supervise
 
     settings = get_settings()
     if uses_memory_broker(settings):
@@ -174,18 +183,79 @@ def _worker(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    extra = args.celery_args[1:] if args.celery_args[:1] == ["--"] else args.celery_args
+    if args.restart:
+        # The worker runs as a child, started again when it dies (see worker/supervisor.py).
+        from reference_app.core.logging import setup_logging
+
+        setup_logging(settings)
+        child = [sys.executable, "-m", "reference_app", "worker", "--no-restart"]
+        child += [f"--pool={args.pool}"]
+        child += [f"--concurrency={args.concurrency}"] if args.concurrency else []
+        child += [f"--loglevel={args.loglevel}"] if args.loglevel else []
+        child += ["--beat"] if args.beat else []
+        return supervise([*child, "--", *extra] if extra else child)
     app = get_celery_app()
     argv = ["worker", f"--loglevel={args.loglevel or settings.log_level}", f"--pool={args.pool}"]
     concurrency = args.concurrency or app.conf.worker_concurrency
     argv.append(f"--concurrency={concurrency}")
-    extra = args.celery_args[1:] if args.celery_args[:1] == ["--"] else args.celery_args
+    if args.beat:
+        argv.append("--beat")
     with worker_logging(app):
-        app.worker_main([*argv, *extra])
+        return run_celery(app, [*argv, *extra])
+
+
+def _beat(args: argparse.Namespace) -> int:
+    from reference_app.core.celery_app import get_celery_app, uses_memory_broker, worker_logging
+    from reference_app.worker.supervisor import run_celery
+
+    settings = get_settings()
+    if uses_memory_broker(settings):
+        print(
+            "beat: no broker configured (KIT_REDIS_URL or KIT_CELERY_BROKER_URL)", file=sys.stderr
+        )
+        return 2
+    app = get_celery_app()
+    argv = ["beat", f"--loglevel={args.loglevel or settings.log_level}"]
+    if args.schedule:
+        argv.append(f"--schedule={args.schedule}")
+    with worker_logging(app):
+        return run_celery(app, argv)
+
+
+def _requeue_pending(args: argparse.Namespace) -> int:
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from reference_app.core.celery_app import create_celery_app, uses_memory_broker
+    from reference_app.worker.requeue import requeue_pending_orders
+
+    settings = get_settings()
+    if uses_memory_broker(settings):
+        print(
+            "requeue-pending: no broker configured (KIT_REDIS_URL or KIT_CELERY_BROKER_URL); "
+            "the embedded default's queue lives inside `serve`",
+            file=sys.stderr,
+        )
+        return 2
+    app = create_celery_app(settings)
+    try:
+        ids = requeue_pending_orders(app, older_than_s=args.older_than, limit=args.limit)
+    except BrokerError as exc:
+        print(
+            f"requeue-pending: the broker is unreachable ({exc}); nothing lost, run again later",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        app.close()
+    print(f"requeue-pending: re-sent process_order for {len(ids)} pending orders")
     return 0
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "worker": _worker,
+    "beat": _beat,
+    "requeue-pending": _requeue_pending,
     "warm-cache": _warm_cache,
     "seed": _seed,
     "serve": _serve,
@@ -212,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seed.add_argument("--users", type=int, default=50)
     seed.add_argument("--items", type=int, default=5000)
+    seed.add_argument(
+        "--force", action="store_true", help="seed even with KIT_ENV=prod (demo passwords!)"
+    )
     warm = sub.add_parser("warm-cache", help="store the featured items and recent profiles")
     warm.add_argument("--profiles", type=int, default=100, help="most recent users to warm")
     admin = sub.add_parser(
@@ -228,8 +301,32 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     worker.add_argument("--loglevel", help="default: KIT_LOG_LEVEL")
     worker.add_argument(
+        "--beat",
+        action="store_true",
+        help="also run the beat schedule (the pending-order sweep); in one worker only",
+    )
+    worker.add_argument(
+        "--no-restart",
+        dest="restart",
+        action="store_false",
+        help="run Celery in this process and exit when it does (under systemd/Kubernetes)",
+    )
+    worker.add_argument(
         "celery_args", nargs=argparse.REMAINDER, help="passed on to `celery worker` after --"
     )
+    beat = sub.add_parser("beat", help="run Celery beat: the periodic pending-order sweep")
+    beat.add_argument("--loglevel", help="default: KIT_LOG_LEVEL")
+    beat.add_argument("--schedule", help="beat's state file (default: celerybeat-schedule)")
+    requeue = sub.add_parser(
+        "requeue-pending", help="re-send process_order for orders left pending (idempotent)"
+    )
+    requeue.add_argument(
+        "--older-than",
+        type=float,
+        metavar="SECONDS",
+        help="only orders created this long ago (default: the order countdown + 120 s)",
+    )
+    requeue.add_argument("--limit", type=int, default=1000, help="at most this many orders")
     return parser
 
 

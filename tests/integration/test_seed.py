@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import subprocess
 import sys
 
@@ -39,3 +40,27 @@ async def test_seed_twice_changes_nothing(
     async with committed_db() as s:
         guide_user = await s.scalar(select(User).where(User.email == "test@example.com"))
     assert guide_user is not None
+
+
+async def test_seed_refuses_demo_accounts_in_prod_unless_forced(
+    database_url: str, committed_db: async_sessionmaker[AsyncSession]
+) -> None:
+    """The demo admin's password is in the docs: seeding it into production hands out an admin."""
+    env = {
+        **os.environ,
+        "KIT_DATABASE_URL": database_url,
+        "KIT_ENV": "prod",
+        "KIT_SECRET_KEY": secrets.token_urlsafe(48),
+    }
+    cmd = [sys.executable, "-m", "reference_app", "seed", "--users", "1", "--items", "0"]
+    refused = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+    assert refused.returncode != 0
+    assert "refusing to seed demo accounts with KIT_ENV=prod" in refused.stderr
+    assert "--force" in refused.stderr
+    assert await _counts(committed_db) == (0, 0, 0)
+
+    forced = await asyncio.to_thread(
+        subprocess.run, [*cmd, "--force"], env=env, capture_output=True, text=True
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "4 users and 0 items added" in forced.stdout
