@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./.kit/kit.db"
     redis_url: str | None = None  # None → in-process fakeredis
     redis_max_connections: int = Field(default=100, ge=1, le=10_000)
+    # After a Redis timeout or refused connection, skip Redis for this long (0: never skip).
+    redis_circuit_open_s: float = Field(default=2.0, ge=0, le=60)
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_echo: bool = False
