@@ -160,6 +160,11 @@ class Cache:
         # key → the in-process load that concurrent callers join (single flight)
         self._flights: dict[str, asyncio.Future[bytes]] = {}
         self._skip_redis_until = float("-inf")
+        # Invalidations Redis did not take (it was down): applied before this process next
+        # reads from Redis, so an entry that outlived its invalidation is not served again
+        # for the rest of its TTL (a partition or a paused server keeps its data).
+        self._unapplied_keys: set[str] = set()
+        self._unapplied_tags: set[str] = set()
         self._last_warning = float("-inf")
         self._suppressed = 0
         self._set_script = redis.register_script(_SET_WITH_TAGS)
@@ -322,6 +327,7 @@ class Cache:
         if not self._redis_usable():
             return await self._compute(spec, key, compute, adapter, tags, store=False)
         try:
+            await self._apply_unapplied()
             found, lock = await self._find_or_lock(spec, key)
         except RedisError as exc:
             # Only Redis operations are guarded here: an error from `compute` itself propagates.
@@ -499,17 +505,20 @@ class Cache:
     # --- invalidation -------------------------------------------------------------------
 
     async def invalidate(self, *keys: str) -> None:
-        """Drop these keys from Redis and from this process's memory tier."""
+        """Drop these keys from Redis and from this process's memory tier. If Redis is down,
+        they are dropped before this process's next read from Redis."""
         self.memory.discard(keys)
         if not keys:
             return
         try:
             await self.redis.delete(*keys)
         except RedisError as exc:
+            self._remember_unapplied(keys, ())
             self._redis_failed(exc, writing=True)
 
     async def invalidate_tags(self, *tags: str) -> None:
-        """Drop every entry stored with any of these tags."""
+        """Drop every entry stored with any of these tags (later, as `invalidate`, if Redis is
+        down)."""
         if not tags:
             return
         try:
@@ -517,9 +526,36 @@ class Cache:
         except RedisError as exc:
             # Which memory entries carry the tags is known only to Redis: drop them all.
             self.memory.clear()
+            self._remember_unapplied((), tags)
             self._redis_failed(exc, writing=True)
             return
         self.memory.discard(_as_bytes(k).decode() for k in deleted)
+
+    def _remember_unapplied(self, keys: Iterable[str], tags: Iterable[str]) -> None:
+        self._unapplied_keys.update(keys)
+        self._unapplied_tags.update(tags)
+        if len(self._unapplied_keys) + len(self._unapplied_tags) > _MAX_UNAPPLIED:
+            # A long outage under heavy writes: stop growing, say so. What is kept is still
+            # applied; the rest is bounded by the entries' TTLs.
+            logger.error("cache: too many invalidations waiting for Redis; dropping them")
+            self._unapplied_keys.clear()
+            self._unapplied_tags.clear()
+
+    async def _apply_unapplied(self) -> None:
+        """Apply what `invalidate`/`invalidate_tags` could not; raises RedisError if still down
+        (and keeps it)."""
+        if not (self._unapplied_keys or self._unapplied_tags):
+            return
+        keys, tags = list(self._unapplied_keys), list(self._unapplied_tags)
+        if keys:
+            await self.redis.delete(*keys)
+        if tags:
+            await self._invalidate_script(keys=[self.tag_key(t) for t in tags])
+        self._unapplied_keys.difference_update(keys)
+        self._unapplied_tags.difference_update(tags)
+        logger.info(
+            "cache: applied %d invalidations that had waited for Redis", len(keys) + len(tags)
+        )
 
     def invalidate_on_commit(
         self, session: AsyncSession, *, keys: Sequence[str] = (), tags: Sequence[str] = ()
@@ -571,6 +607,9 @@ class Cache:
     def _event(self, name: str, spec: CacheSpec | str) -> None:
         if self._on_event is not None:
             self._on_event(name, spec.namespace if isinstance(spec, CacheSpec) else spec)
+
+
+_MAX_UNAPPLIED = 10_000
 
 
 def _increment(counter: CounterLike | None, namespace: str) -> None:

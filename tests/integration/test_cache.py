@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.cache import Cache, CacheSpec, WarmEntry
@@ -486,3 +487,39 @@ async def test_hits_and_misses_may_be_counted_by_plain_callables(redis_client: R
     await cache.get_or_set(SPEC, Calls(1))
     await cache.get_or_set(SPEC, Calls(1))
     assert (hits, misses) == (["items.list"], ["items.list"])
+
+
+class _FlakyRedis(Redis):
+    """The real server, behind a switch: while `down`, every command fails as if it were
+    unreachable (the server keeps its data, as a partitioned or paused one does)."""
+
+    down = False
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if self.down:
+            raise RedisConnectionError("Redis is down")
+        return await super().execute_command(*args, **options)
+
+
+@pytest.mark.usefixtures("redis_client")  # this worker's Redis database, flushed
+@pytest.mark.parametrize("by", ["tag", "key"])
+async def test_an_invalidation_redis_missed_is_applied_before_the_next_read(
+    redis_url: str, by: str
+) -> None:
+    client = _FlakyRedis.from_url(redis_url)
+    clock = FakeClock()
+    cache = Cache(client, clock=clock, retry_after=5)
+    spec = CacheSpec("profile", ttl=300)
+    try:
+        assert await cache.get_or_set(spec, Calls("before"), tags=["user:1"]) == "before"
+        client.down = True  # a commit changed the user; its invalidation fails
+        if by == "tag":
+            await cache.invalidate_tags("user:1")
+        else:
+            await cache.invalidate(cache.key(spec, None))
+        client.down = False
+        clock.now += 5  # the cache tries Redis again
+        assert await cache.get_or_set(spec, Calls("after"), tags=["user:1"]) == "after"
+        assert await cache.get_or_set(spec, Calls("unused"), tags=["user:1"]) == "after"
+    finally:
+        await client.aclose()
