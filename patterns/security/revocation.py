@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from patterns.errors import ServiceUnavailableError
+from patterns.observability.repeated_warning import RepeatedWarning
 from patterns.security.jwt import Claims
 
 PREFIX = "auth:revoked:"
@@ -23,12 +26,22 @@ class RevocationList:
     (503) or fail open (treat the token as not revoked, log a warning). Failing open keeps the
     API readable through a Redis outage at the cost of honouring a logged-out access token until
     it expires (30 minutes by default); the kit's settings choose it
-    (`KIT_AUTH_REVOCATION_FAIL_OPEN`), and the docs record the trade-off.
+    (`KIT_AUTH_REVOCATION_FAIL_OPEN`), and the docs record the trade-off. An outage fails every
+    authenticated request's check: the warning is logged once per `warn_interval_s` with the
+    count of those held back, not once per request.
     """
 
-    def __init__(self, redis: Redis, *, fail_open: bool = False) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        fail_open: bool = False,
+        warn_interval_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._redis = redis
         self._fail_open = fail_open
+        self._skipped_warning = RepeatedWarning(logger, interval_s=warn_interval_s, clock=clock)
 
     async def revoke(self, claims: Claims) -> None:
         remaining = int((claims.exp - datetime.now(UTC)).total_seconds())
@@ -62,6 +75,6 @@ class RevocationList:
     def check_failed(self, exc: RedisError) -> bool:
         """The policy when a check could not reach Redis: False (fail open, logged) or a 503."""
         if self._fail_open:
-            logger.warning("revocation check skipped: Redis unavailable (%s)", exc)
+            self._skipped_warning.warn("revocation check skipped: Redis unavailable (%s)", exc)
             return False
         raise ServiceUnavailableError("Token checks are unavailable right now.") from exc

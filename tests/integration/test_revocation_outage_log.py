@@ -1,0 +1,34 @@
+"""A Redis outage under the fail-open revocation check logs a warning per interval, not per
+request (the probe saw 590 warnings in 10 s): `patterns.observability.repeated_warning`."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from redis.asyncio import Redis
+
+from patterns.security.revocation import RevocationList
+
+LOGGER = "patterns.security.revocation"
+
+
+async def test_an_outage_logs_one_skipped_check_warning_per_interval(
+    dead_redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [0.0]
+    revocations = RevocationList(
+        dead_redis, fail_open=True, warn_interval_s=30, clock=lambda: now[0]
+    )
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        for _ in range(590):  # ten seconds of authenticated requests
+            assert await revocations.is_revoked("some-jti") is False
+        now[0] = 30.0
+        assert await revocations.is_revoked("some-jti") is False
+
+    messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert len(messages) == 2
+    assert messages[0].startswith("revocation check skipped: Redis unavailable (")
+    assert messages[0].endswith("(0 similar warnings suppressed)")
+    assert messages[1].endswith("(589 similar warnings suppressed)")
