@@ -262,6 +262,7 @@ _WRITE_CONFLICT_STATES = frozenset({"40001", "40P01"})
 
 
 def is_write_conflict(exc: BaseException) -> bool:
+    """Whether `exc` means this transaction lost to a concurrent one (retry), not a bug."""
     if isinstance(exc, StaleDataError):
         return True
     return (
