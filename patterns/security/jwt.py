@@ -20,6 +20,9 @@ import jwt
 from patterns.errors import AuthenticationError
 
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "type", "jti", "iss", "aud"]
+# PyJWT accepts any integer as `iat`/`exp`; beyond this (with room for the leeway) `datetime`
+# overflows, so a validly signed token with an absurd time would be a 500 instead of a 401.
+_LATEST = int(datetime(9000, 1, 1, tzinfo=UTC).timestamp())
 
 
 class TokenType(enum.StrEnum):
@@ -127,9 +130,7 @@ class TokenService:
     @staticmethod
     def _of_type(claims: Claims, expected: TokenType) -> Claims:
         if claims.type is not expected:
-            raise AuthenticationError(
-                f"An {expected.value} token is required.", code="token_wrong_type"
-            )
+            raise _wrong_type(expected)
         return claims
 
     def _verify(self, token: str, expected: TokenType) -> Claims:
@@ -146,20 +147,38 @@ class TokenService:
         except jwt.ExpiredSignatureError:
             raise AuthenticationError("The token has expired.", code="token_expired") from None
         except jwt.PyJWTError:
-            raise AuthenticationError("The token is not valid.", code="token_invalid") from None
+            raise _invalid() from None
         raw_type = payload.get("type")
         token_type = next((t for t in TokenType if t.value == raw_type), None)
         if token_type is None:
-            raise AuthenticationError(
-                f"An {expected.value} token is required.", code="token_wrong_type"
-            )
+            raise _wrong_type(expected)
         sub, jti = payload["sub"], payload["jti"]
         if not isinstance(sub, str) or not isinstance(jti, str) or not sub or not jti:
-            raise AuthenticationError("The token is not valid.", code="token_invalid")
+            raise _invalid()
         return Claims(
             sub=sub,
             type=token_type,
             jti=jti,
-            iat=datetime.fromtimestamp(int(payload["iat"]), UTC),
-            exp=datetime.fromtimestamp(int(payload["exp"]), UTC),
+            iat=_instant(payload["iat"]),
+            exp=_instant(payload["exp"]),
         )
+
+
+def _invalid() -> AuthenticationError:
+    return AuthenticationError("The token is not valid.", code="token_invalid")
+
+
+def _wrong_type(expected: TokenType) -> AuthenticationError:
+    article = "An" if expected.value[0] in "aeiou" else "A"
+    return AuthenticationError(
+        f"{article} {expected.value} token is required.", code="token_wrong_type"
+    )
+
+
+def _instant(value: Any) -> datetime:
+    """A time claim PyJWT has already read as an integer, as an aware datetime; one that
+    `datetime` cannot hold makes the token invalid."""
+    seconds = int(value)
+    if not 0 <= seconds <= _LATEST:
+        raise _invalid()
+    return datetime.fromtimestamp(seconds, UTC)

@@ -13,6 +13,7 @@ user's own row take `CurrentUserRecord`, the ORM object, loaded and checked agai
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -59,10 +60,14 @@ async def get_access_claims(request: Request, token: BearerToken) -> Claims:
 AccessClaims = Annotated[Claims, Depends(get_access_claims)]
 
 
+# Canonical ASCII decimal only ("7", not "007", nor "٧" or "²", which `str.isdigit` accepts and
+# `int` may not), and short (`int` refuses over 4300 digits): the subject is also a cache key,
+# and the app writes it as str(user id).
+_SUBJECT = re.compile(r"[1-9][0-9]{0,9}")
+
+
 def user_id_from_subject(sub: str) -> int:
-    # Canonical decimal only ("7", not "007" or other scripts' digits): the subject is also a
-    # cache key, and the app writes it as str(user id).
-    if not sub.isdigit() or sub != str(int(sub)) or not 1 <= int(sub) <= INT32_MAX:
+    if _SUBJECT.fullmatch(sub) is None or int(sub) > INT32_MAX:
         raise AuthenticationError("The token is not valid.", code="token_invalid")
     return int(sub)
 

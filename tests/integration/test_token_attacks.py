@@ -110,6 +110,11 @@ async def out_of_range_sub(app: FastAPI, s: Settings, a: Account, c: AsyncClient
     return _sign(s, _claims(s, a, sub="99999999999999999999999"))
 
 
+async def overlong_sub(app: FastAPI, s: Settings, a: Account, c: AsyncClient) -> str:
+    # int() refuses over 4300 digits; too long for the refresh body's 4096 characters anyway.
+    return _sign(s, _claims(s, a, sub="1" * 5000))
+
+
 async def garbage(app: FastAPI, s: Settings, a: Account, c: AsyncClient) -> str:
     return "not.a.jwt"
 
@@ -127,6 +132,7 @@ ATTACKS: list[Attack] = [
     revoked_by_logout,
     integer_sub,
     out_of_range_sub,
+    overlong_sub,
     garbage,
 ]
 
@@ -150,6 +156,35 @@ async def test_forged_or_misused_token_is_refused_with_401(
     assert ok.status_code == 200  # the account itself is fine
     token = await attack(app, settings, account, client)
     _assert_401(await client.get(ME, headers={"Authorization": f"Bearer {token}"}))
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": "²"},  # str.isdigit says yes, int() says no
+        {"sub": "٧"},  # an Arabic-Indic seven: int() reads it, but it is not the app's subject
+        {"exp": 10**30},
+        {"exp": 1e300},
+        {"iat": -(10**30)},
+    ],
+    ids=["superscript", "arabic-indic", "exp-10**30", "exp-1e300", "iat"],
+)
+@pytest.mark.parametrize("token_type", ["access", "refresh"])
+async def test_a_signed_token_with_odd_claims_is_401_token_invalid_not_500(
+    settings: Settings,
+    client: AsyncClient,
+    make_account: AccountFactory,
+    claims: dict[str, Any],
+    token_type: str,
+) -> None:
+    account = await make_account()
+    token = _sign(settings, _claims(settings, account, type=token_type, **claims))
+    if token_type == "access":
+        r = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
+    else:
+        r = await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+    _assert_401(r)
+    assert r.json()["error"]["code"] == "token_invalid"
 
 
 async def test_access_token_cannot_refresh(

@@ -119,6 +119,69 @@ def test_a_token_without_expiry_is_refused(tokens: TokenService) -> None:
     assert info.value.error_code == "token_invalid"
 
 
+def _signed(tokens: TokenService, **overrides: object) -> str:
+    """A token signed with the service's own key, its claims as given (None: left out)."""
+    now = int(datetime.now(UTC).timestamp())
+    claims: dict[str, object] = {
+        "sub": "1",
+        "type": "access",
+        "jti": "j" * 32,
+        "iat": now,
+        "exp": now + 60,
+        "iss": tokens.issuer,
+        "aud": tokens.audience,
+    }
+    claims.update(overrides)
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, SECRET)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": 10**30},
+        {"exp": 1e300},
+        {"exp": float("inf")},  # json.dumps writes Infinity, and json.loads reads it back
+        {"iat": -(10**30)},
+        {"iat": -1},
+    ],
+    ids=["exp-10**30", "exp-1e300", "exp-inf", "iat-minus-10**30", "iat-before-1970"],
+)
+def test_a_signed_token_with_a_time_beyond_datetime_is_invalid_not_a_crash(
+    tokens: TokenService, cached_tokens: TokenService, claims: dict[str, object]
+) -> None:
+    for service in (tokens, cached_tokens):
+        with pytest.raises(AuthenticationError) as info:
+            service.decode(_signed(tokens, **claims), TokenType.ACCESS)
+        assert info.value.error_code == "token_invalid"
+
+
+def test_the_latest_expiry_accepted_still_works_from_the_verified_cache(
+    cached_tokens: TokenService,
+) -> None:
+    """Remembered claims have their expiry compared again, with the leeway added: the latest
+    expiry a token may carry leaves room for that sum."""
+    token = _signed(cached_tokens, exp=int(datetime(8999, 12, 31, tzinfo=UTC).timestamp()))
+    first = cached_tokens.decode(token, TokenType.ACCESS)
+    assert cached_tokens.decode(token, TokenType.ACCESS) == first
+
+
+@pytest.mark.parametrize(
+    ("token_type", "expected", "message"),
+    [
+        (TokenType.ACCESS, TokenType.REFRESH, "A refresh token is required."),
+        (TokenType.REFRESH, TokenType.ACCESS, "An access token is required."),
+    ],
+)
+def test_a_token_of_the_wrong_type_says_which_is_required(
+    tokens: TokenService, token_type: TokenType, expected: TokenType, message: str
+) -> None:
+    token, _ = tokens.create(1, token_type)
+    with pytest.raises(AuthenticationError) as info:
+        tokens.decode(token, expected)
+    assert info.value.error_code == "token_wrong_type"
+    assert info.value.message == message
+
+
 def test_unsupported_algorithm_is_refused_at_construction() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         TokenService(SECRET, algorithm="none", issuer="i", audience="a")
