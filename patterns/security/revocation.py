@@ -43,12 +43,19 @@ class RevocationList:
         self._fail_open = fail_open
         self._skipped_warning = RepeatedWarning(logger, interval_s=warn_interval_s, clock=clock)
 
-    async def revoke(self, claims: Claims) -> None:
-        remaining = int((claims.exp - datetime.now(UTC)).total_seconds())
-        if remaining <= 0:
-            return  # already dead
+    async def revoke(self, *tokens: Claims) -> None:
+        """Revoke tokens until they would have expired anyway: all of them or, when Redis
+        fails, none (one MULTI/EXEC), so a failed logout leaves the client's session whole."""
+        now = datetime.now(UTC)
+        remaining = {c.jti: int((c.exp - now).total_seconds()) for c in tokens}
+        alive = {jti: ttl for jti, ttl in remaining.items() if ttl > 0}  # the rest are dead
+        if not alive:
+            return
         try:
-            await self._redis.set(self.key(claims.jti), "1", ex=remaining)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for jti, ttl in alive.items():
+                    pipe.set(self.key(jti), "1", ex=ttl)
+                await pipe.execute()
         except RedisError as exc:
             raise ServiceUnavailableError("Logout is unavailable right now.") from exc
 

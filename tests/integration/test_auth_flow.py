@@ -24,6 +24,9 @@ from tests.integration.conftest import AccountFactory
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
+REFRESH = "/api/v1/auth/refresh"
+LOGOUT = "/api/v1/auth/logout"
+ME = "/api/v1/users/me"
 
 
 async def _users(session: AsyncSession) -> int:
@@ -313,3 +316,44 @@ async def test_concurrent_registrations_of_one_email_make_one_user_and_409s(
     assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == {"email_taken"}
     async with committed_db() as s:
         assert await _users(s) == 1
+
+
+async def _login(client: AsyncClient, email: str, password: str) -> dict[str, str]:
+    r = await client.post(LOGIN, data={"username": email, "password": password})
+    assert r.status_code == 200, r.text
+    tokens: dict[str, str] = r.json()
+    return tokens
+
+
+def _bearer(tokens: dict[str, str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+# --- logout revokes all or nothing ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("slot", ["another-users-refresh", "my-access", "garbage"])
+async def test_a_logout_refused_for_its_refresh_token_revokes_nothing(
+    client: AsyncClient, make_account: AccountFactory, slot: str
+) -> None:
+    me, other = await make_account(), await make_account()
+    mine = await _login(client, me.user.email, me.password)
+    theirs = await _login(client, other.user.email, other.password)
+    refresh_token = {
+        "another-users-refresh": theirs["refresh_token"],
+        "my-access": mine["access_token"],
+        "garbage": "not.a.jwt",
+    }[slot]
+    r = await client.post(LOGOUT, headers=_bearer(mine), json={"refresh_token": refresh_token})
+    assert r.status_code == 401
+    if slot == "my-access":
+        assert r.json()["error"] == r.json()["error"] | {
+            "code": "token_wrong_type",
+            "message": "A refresh token is required.",
+        }
+    # Nothing was revoked: both sessions are whole.
+    assert (await client.get(ME, headers=_bearer(mine))).status_code == 200
+    assert (await client.get(ME, headers=_bearer(theirs))).status_code == 200
+    for tokens in (mine, theirs):
+        r = await client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 200, r.text

@@ -107,11 +107,13 @@ async def refresh(body: RefreshRequest, session: SessionDep, request: Request) -
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 422))
 async def logout(claims: AccessClaims, request: Request, body: LogoutRequest | None = None) -> None:
-    """Revoke this access token (and the refresh token, if given) until they would expire."""
-    revocations = RevocationList(get_redis(request))
-    await revocations.revoke(claims)
+    """Revoke this access token (and the refresh token, if given) until they would expire.
+    A refresh token that is not valid or not the caller's refuses the whole request: nothing
+    is revoked, so a 401 never leaves the caller logged out."""
+    revoked = [claims]
     if body and body.refresh_token:
         refresh_claims = get_tokens(request).decode(body.refresh_token, TokenType.REFRESH)
         if refresh_claims.sub != claims.sub:
             raise AuthenticationError("The refresh token belongs to another user.")
-        await revocations.revoke(refresh_claims)
+        revoked.append(refresh_claims)
+    await RevocationList(get_redis(request)).revoke(*revoked)
