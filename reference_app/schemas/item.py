@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from patterns.filtering import Condition, FilterSet, eq, gte, icontains, lte
 from patterns.validation import NoNul
@@ -33,12 +34,16 @@ class ItemCreate(BaseModel):
 
 
 class ItemUpdate(BaseModel):
+    """Only the fields sent change. A field may be left out but not set to null (except the
+    description): `SkipJsonSchema` keeps null out of the documented schema, and the CRUD layer
+    refuses it (422) for non-nullable columns."""
+
     model_config = ConfigDict(extra="forbid")
-    title: Title | None = None
+    title: Title | SkipJsonSchema[None] = None
     description: Description | None = None
-    category: Category | None = None
-    price: Price | None = None
-    is_featured: StrictBool | None = None
+    category: Category | SkipJsonSchema[None] = None
+    price: Price | SkipJsonSchema[None] = None
+    is_featured: StrictBool | SkipJsonSchema[None] = None
 
 
 class ItemResponse(BaseModel):

@@ -221,8 +221,14 @@ async def test_owner_manager_admin_may_edit_others_may_not(
         r = await client.patch(path, headers=who.headers, json={"price": price})
         assert r.status_code == 200
         assert r.json()["price"] == price
+    for field in ("title", "category", "price", "is_featured"):  # may be left out, not nulled
+        r = await client.patch(path, headers=owner.headers, json={field: None})
+        assert r.status_code == 422, (field, r.text)
     assert (await client.delete(path, headers=stranger.headers)).status_code == 403
-    assert (await client.delete(path, headers=manager.headers)).status_code == 204
+    deleted = await client.delete(path, headers=manager.headers)
+    assert deleted.status_code == 204
+    assert deleted.content == b""
+    assert "content-type" not in deleted.headers  # no body to describe
     assert (await client.get(path)).status_code == 404
 
 
