@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from patterns.errors import ConflictError
 from patterns.security import PasswordHasher
 from reference_app.models.user import Role, User
-from reference_app.schemas.user import UserCreate, UserRegister
+from reference_app.schemas.user import UserCreate, UserRegister, normalize_email
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
-    return await session.scalar(select(User).where(User.email == email.lower()))
+    """The user with this email, however it is spaced or cased (as registration normalises)."""
+    return await session.scalar(select(User).where(User.email == normalize_email(email)))
 
 
 async def create(
@@ -67,7 +68,12 @@ async def ensure_admin(
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = (
         insert(User)
-        .values(email=email.lower(), hashed_password=hashed, role=Role.ADMIN.value, is_active=True)
+        .values(
+            email=normalize_email(email),
+            hashed_password=hashed,
+            role=Role.ADMIN.value,
+            is_active=True,
+        )
         .on_conflict_do_nothing(index_elements=[User.email])
         .returning(User.id)
     )

@@ -14,6 +14,8 @@ from pydantic import (
     Field,
     StrictBool,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
 )
 
 from patterns.validation import NoNul
@@ -25,6 +27,20 @@ PASSWORD_MAX_LENGTH = 128
 
 Email = Annotated[EmailStr, AfterValidator(str.lower), Field(max_length=320)]
 """Emails are compared and stored lower-cased (the unique index is then case-insensitive)."""
+_EMAIL = TypeAdapter(Email)
+
+
+def normalize_email(value: str) -> str:
+    """An email in the form it is stored in, for looking one up (login): what `Email` makes of
+    it (trimmed, IDNA domain, lower-cased), so whatever registration accepted finds its user.
+    A value `Email` refuses is only trimmed and lower-cased: such a login finds no user, except
+    a first admin configured with an address like `admin@localhost`, stored the same way."""
+    try:
+        return _EMAIL.validate_python(value)
+    except ValidationError:
+        return value.strip().lower()
+
+
 Password = Annotated[
     str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
 ]

@@ -357,3 +357,23 @@ async def test_a_logout_refused_for_its_refresh_token_revokes_nothing(
     for tokens in (mine, theirs):
         r = await client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
         assert r.status_code == 200, r.text
+
+
+# --- login finds what registration stored -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["  Mixed.Case@EXAMPLE.COM ", "\tmixed.case@example.com\n", "mixed.case@EXAMPLE.com"],
+    ids=["spaces-and-case", "tab-newline", "domain-case"],
+)
+async def test_login_normalises_the_email_as_registration_does(
+    client: AsyncClient, username: str
+) -> None:
+    r = await client.post(
+        REGISTER, json={"email": "  Mixed.Case@Example.com ", "password": "password-123"}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["email"] == "mixed.case@example.com"
+    r = await client.post(LOGIN, data={"username": username, "password": "password-123"})
+    assert r.status_code == 200, r.text

@@ -48,3 +48,29 @@ async def test_creating_a_second_user_with_the_same_email_is_a_conflict(
         await user_crud.create(
             db_session, UserRegister(email="A@example.com", password="y" * 8), hasher
         )
+
+
+async def test_get_by_email_normalises_as_registration_does(db_session: AsyncSession) -> None:
+    user = await user_crud.create(
+        db_session, UserRegister(email="  Spaced@Example.com ", password="x" * 8), PasswordHasher()
+    )
+    assert user.email == "spaced@example.com"
+    found = await user_crud.get_by_email(db_session, "\tSPACED@example.COM \n")
+    assert found is not None
+    assert found.id == user.id
+
+
+@pytest.mark.parametrize(
+    ("configured", "stored"),
+    [(" Admin@Example.com ", "admin@example.com"), ("Root@LOCALHOST", "root@localhost")],
+    ids=["an-email", "not-an-email"],
+)
+async def test_the_first_admin_is_stored_and_found_by_the_same_normaliser(
+    db_session: AsyncSession, configured: str, stored: str
+) -> None:
+    """The first admin's address comes from settings, unvalidated; an address `Email` refuses
+    (`root@localhost`) is still stored in a form a login with it finds."""
+    assert await user_crud.ensure_admin(db_session, configured, "x" * 8, PasswordHasher())
+    found = await user_crud.get_by_email(db_session, configured)
+    assert found is not None
+    assert found.email == stored
