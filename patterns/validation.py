@@ -10,7 +10,8 @@ lax coercion would store `{"quantity": false}` as 0, accepting input the OpenAPI
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Path
 from pydantic import AfterValidator, Field, Strict
@@ -36,6 +37,26 @@ DbId = Annotated[int, Strict(), Field(ge=1, le=INT32_MAX)]
 and `"1"` are refused, not coerced). Query and path values arrive as text: use `IdPath` there."""
 
 IdPath = Annotated[int, Path(ge=1, le=INT32_MAX)]
+
+
+def omittable_not_null(*fields: str) -> Callable[[dict[str, Any]], None]:
+    """A model's `json_schema_extra` for a partial update: these fields (typed `X | None = None`
+    so that "not sent" is None) are documented without `null`, because sending null for them is
+    refused (the CRUD layer's "must not be null", a 422). The schema then says what the server
+    accepts, and a schema-driven client or fuzzer does not send null expecting success."""
+
+    def strip_null(schema: dict[str, Any]) -> None:
+        for name in fields:
+            prop = schema["properties"][name]
+            kept = [s for s in prop.pop("anyOf", []) if s.get("type") != "null"]
+            if len(kept) == 1:
+                prop.update(kept[0])
+            elif kept:
+                prop["anyOf"] = kept
+
+    return strip_null
+
+
 """An integer primary key in a path: out-of-range ids are a 422, not a driver error."""
 
 

@@ -8,10 +8,9 @@ from decimal import Decimal
 from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
-from pydantic.json_schema import SkipJsonSchema
 
 from patterns.filtering import Condition, FilterSet, eq, gte, icontains, lte
-from patterns.validation import NoNul
+from patterns.validation import NoNul, omittable_not_null
 from reference_app.models.item import Item
 
 Title = Annotated[
@@ -34,16 +33,17 @@ class ItemCreate(BaseModel):
 
 
 class ItemUpdate(BaseModel):
-    """Only the fields sent change. A field may be left out but not set to null (except the
-    description): `SkipJsonSchema` keeps null out of the documented schema, and the CRUD layer
-    refuses it (422) for non-nullable columns."""
+    """Only the fields sent change; all but the description may be left out, not nulled."""
 
-    model_config = ConfigDict(extra="forbid")
-    title: Title | SkipJsonSchema[None] = None
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=omittable_not_null("title", "category", "price", "is_featured"),
+    )
+    title: Title | None = None
     description: Description | None = None
-    category: Category | SkipJsonSchema[None] = None
-    price: Price | SkipJsonSchema[None] = None
-    is_featured: StrictBool | SkipJsonSchema[None] = None
+    category: Category | None = None
+    price: Price | None = None
+    is_featured: StrictBool | None = None
 
 
 class ItemResponse(BaseModel):
