@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from patterns.cache.keys import CacheSpec, make_key
 from patterns.cache.memory import MemoryTier
 from patterns.db.session import on_commit
+from patterns.observability.repeated_warning import RepeatedWarning
 
 __all__ = ["Cache", "CounterLike", "WarmEntry", "WarmReport"]
 
@@ -154,7 +155,6 @@ class Cache:
         self.wait_timeout = wait_timeout
         self._poll = (poll_interval, max_poll_interval)
         self._retry_after = retry_after
-        self._warn_interval = warn_interval
         self._clock = clock
         self._on_event = on_event
         # key → the in-process load that concurrent callers join (single flight)
@@ -165,8 +165,7 @@ class Cache:
         # for the rest of its TTL (a partition or a paused server keeps its data).
         self._unapplied_keys: set[str] = set()
         self._unapplied_tags: set[str] = set()
-        self._last_warning = float("-inf")
-        self._suppressed = 0
+        self._warning = RepeatedWarning(logger, interval_s=warn_interval, clock=clock)
         self._set_script = redis.register_script(_SET_WITH_TAGS)
         self._invalidate_script = redis.register_script(_INVALIDATE_TAGS)
 
@@ -579,22 +578,10 @@ class Cache:
         return self._clock() >= self._skip_redis_until
 
     def _redis_failed(self, exc: RedisError, *, writing: bool = False) -> None:
-        now = self._clock()
-        self._skip_redis_until = now + self._retry_after
+        self._skip_redis_until = self._clock() + self._retry_after
         self._event("redis_error", "")
-        if now - self._last_warning >= self._warn_interval:
-            action = "an invalidation was not applied" if writing else "serving from the source"
-            logger.warning(
-                "cache: Redis unavailable (%s: %s); %s (%d similar warnings suppressed)",
-                type(exc).__name__,
-                exc,
-                action,
-                self._suppressed,
-            )
-            self._last_warning = now
-            self._suppressed = 0
-        else:
-            self._suppressed += 1
+        action = "an invalidation was deferred" if writing else "serving from the source"
+        self._warning.warn("cache: Redis unavailable (%s: %s); %s", type(exc).__name__, exc, action)
 
     def _count_hit(self, spec: CacheSpec) -> None:
         _increment(self._hits, spec.namespace)
