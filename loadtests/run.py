@@ -263,7 +263,9 @@ def ping_command(options: LoadOptions, port: int) -> list[str]:
 
 
 def worker_command() -> list[str]:
-    return [sys.executable, "-m", "reference_app", "worker"]
+    # --no-restart: this run stops what it started; a restarting supervisor in between would
+    # outlive it (its worker child runs in a process group of its own).
+    return [sys.executable, "-m", "reference_app", "worker", "--no-restart"]
 
 
 def locust_command(
