@@ -5,6 +5,12 @@ string (PyJWT 2.10+ rejects an integer `sub`, which the guide's "Token Managemen
 encodes); every token carries `type`, `jti`, `iat`, `iss` and `aud`, and decoding pins the
 algorithm list and requires the claims, so an `alg: none` token, a refresh token used as an
 access token, or a token for another audience are all refused.
+
+A token may also carry `ver`, the subject's credentials version when it was issued (0 when
+absent): the app bumps the version when a password changes and refuses tokens that carry an
+older one, so changing a password ends every session opened with the old one. A counter rather
+than a comparison with `iat`, which has whole seconds: a token issued in the same second as the
+change could be neither refused safely nor accepted safely.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 import jwt
 
 from patterns.errors import AuthenticationError
+from patterns.validation import INT32_MAX
 
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "type", "jti", "iss", "aud"]
 # PyJWT accepts any integer as `iat`/`exp`; beyond this (with room for the leeway) `datetime`
@@ -37,6 +44,8 @@ class Claims:
     jti: str
     iat: datetime
     exp: datetime
+    version: int = 0
+    """The subject's credentials version when the token was issued (the `ver` claim)."""
 
 
 @dataclass(frozen=True)
@@ -80,9 +89,16 @@ class TokenService:
         self._verified_max = verified_cache_size
 
     def create(
-        self, subject: str | int, token_type: TokenType | str, *, now: datetime | None = None
+        self,
+        subject: str | int,
+        token_type: TokenType | str,
+        *,
+        now: datetime | None = None,
+        version: int = 0,
     ) -> tuple[str, Claims]:
         token_type = TokenType(token_type)
+        if not 0 <= version <= INT32_MAX:
+            raise ValueError("version must be between 0 and 2**31 - 1")
         issued = (now or datetime.now(UTC)).replace(microsecond=0)
         claims = Claims(
             sub=str(subject),
@@ -90,6 +106,7 @@ class TokenService:
             jti=uuid.uuid4().hex,
             iat=issued,
             exp=issued + self.ttl[token_type],
+            version=version,
         )
         payload: dict[str, Any] = {
             "sub": claims.sub,
@@ -99,13 +116,14 @@ class TokenService:
             "exp": claims.exp,
             "iss": self.issuer,
             "aud": self.audience,
+            "ver": claims.version,
         }
         token = jwt.encode(payload, self._secret, algorithm=self._algorithm)
         return token, claims
 
-    def create_pair(self, subject: str | int) -> TokenPair:
-        access, access_claims = self.create(subject, TokenType.ACCESS)
-        refresh, refresh_claims = self.create(subject, TokenType.REFRESH)
+    def create_pair(self, subject: str | int, *, version: int = 0) -> TokenPair:
+        access, access_claims = self.create(subject, TokenType.ACCESS, version=version)
+        refresh, refresh_claims = self.create(subject, TokenType.REFRESH, version=version)
         return TokenPair(access, refresh, access_claims, refresh_claims)
 
     def decode(self, token: str, expected: TokenType | str) -> Claims:
@@ -152,8 +170,11 @@ class TokenService:
         token_type = next((t for t in TokenType if t.value == raw_type), None)
         if token_type is None:
             raise _wrong_type(expected)
-        sub, jti = payload["sub"], payload["jti"]
+        sub, jti, version = payload["sub"], payload["jti"], payload.get("ver", 0)
         if not isinstance(sub, str) or not isinstance(jti, str) or not sub or not jti:
+            raise _invalid()
+        # `type(...) is int`: JSON `true` is a bool, which Python would take for 1
+        if type(version) is not int or not 0 <= version <= INT32_MAX:
             raise _invalid()
         return Claims(
             sub=sub,
@@ -161,6 +182,7 @@ class TokenService:
             jti=jti,
             iat=_instant(payload["iat"]),
             exp=_instant(payload["exp"]),
+            version=version,
         )
 
 

@@ -2,8 +2,10 @@
 
 The guide decodes with python-jose and compares the `sub` string to an integer column; here the
 access token is verified by `TokenService` (pinned algorithm, required claims, type `access`),
-checked against the revocation list, and the user must still exist and be active. 401 means
-"who are you?"; 403 (from `require_roles`) means "not you".
+checked against the revocation list, and the user must still exist, be active, and not have
+changed their password since the token was issued (the token's `ver` is older than the user's
+`credentials_version`: 401 `credentials_changed`). 401 means "who are you?"; 403 (from
+`require_roles`) means "not you".
 
 Who the user is comes from a snapshot cached in Redis for a short time
 (`reference_app.core.principals`), asked for in the same round trip as the revocation check, so
@@ -41,15 +43,18 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=F
 BearerToken = Annotated[str | None, Depends(oauth2_scheme)]
 
 
-def _decode_access(request: Request, token: str | None) -> Claims:
+def decode_access_token(request: Request, token: BearerToken) -> Claims:
+    """The bearer token's verified claims (no Redis, no database; once per request)."""
     if not token:
         raise AuthenticationError("Not authenticated.")
     return get_tokens(request).decode(token, TokenType.ACCESS)
 
 
-async def get_access_claims(request: Request, token: BearerToken) -> Claims:
+BearerClaims = Annotated[Claims, Depends(decode_access_token)]
+
+
+async def get_access_claims(request: Request, claims: BearerClaims) -> Claims:
     """A valid, unrevoked access token's claims (for endpoints about the token, not the user)."""
-    claims = _decode_access(request, token)
     settings = request.app.state.settings
     revocations = RevocationList(get_redis(request), fail_open=settings.auth_revocation_fail_open)
     if await revocations.is_revoked(claims.jti):
@@ -72,6 +77,15 @@ def user_id_from_subject(sub: str) -> int:
     return int(sub)
 
 
+def check_credentials_version(claims: Claims, current: int) -> None:
+    """Refuse a token issued before the user's password last changed."""
+    if claims.version < current:
+        raise AuthenticationError(
+            "The password has changed since this token was issued; log in again.",
+            code="credentials_changed",
+        )
+
+
 def _user_not_found() -> AuthenticationError:
     return AuthenticationError("The user no longer exists.", code="user_not_found")
 
@@ -80,10 +94,11 @@ def _user_inactive() -> AuthenticationError:
     return AuthenticationError("The user is inactive.", code="user_inactive")
 
 
-async def get_current_user(request: Request, session: SessionDep, token: BearerToken) -> Principal:
+async def get_current_user(
+    request: Request, session: SessionDep, claims: BearerClaims
+) -> Principal:
     """The token's user: one Redis round trip (revoked? cached snapshot?), the database only
     when the snapshot is not cached."""
-    claims = _decode_access(request, token)
     user_id = user_id_from_subject(claims.sub)
     principals = get_principals(request)
     revoked, principal = await principals.lookup(claims, str(user_id))
@@ -95,6 +110,7 @@ async def get_current_user(request: Request, session: SessionDep, token: BearerT
             raise _user_not_found()
     if not principal.is_active:
         raise _user_inactive()
+    check_credentials_version(claims, principal.credentials_version)
     forget_changes_on_commit(session, principals)
     return principal
 
@@ -102,14 +118,17 @@ async def get_current_user(request: Request, session: SessionDep, token: BearerT
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
 
 
-async def get_current_user_record(session: SessionDep, principal: CurrentUser) -> User:
-    """The current user's row, for endpoints that change it; existence and state are checked
-    again against the database, not the snapshot."""
+async def get_current_user_record(
+    session: SessionDep, principal: CurrentUser, claims: BearerClaims
+) -> User:
+    """The current user's row, for endpoints that change it; existence, state and credentials
+    are checked again against the database, not the snapshot."""
     user = await session.get(User, principal.id)
     if user is None:
         raise _user_not_found()
     if not user.is_active:
         raise _user_inactive()
+    check_credentials_version(claims, user.credentials_version)
     return user
 
 

@@ -5,9 +5,10 @@ A change to a `users` row made through the ORM in an authenticated request drops
 snapshot when the request commits: a mapper event notes the ids a session updated or deleted,
 and the current-user dependency registers, on the request's session, an after-commit hook that
 forgets them (a tombstone, see `PrincipalCache.forget`). Every path of the app that changes a
-user is such a request (`PATCH /users/me`, `PATCH /admin/users/{id}`), so deactivation and role
-changes take effect on the user's next request in every worker. Changes made elsewhere (SQL by
-hand, a bulk `UPDATE` statement, a script) show within the snapshot's TTL
+user is such a request (`PATCH /users/me`, `PATCH /admin/users/{id}`), so deactivation, role
+changes and a new password (the snapshot carries `credentials_version`, which tokens issued
+before it fall short of) take effect on the user's next request in every worker. Changes made
+elsewhere (SQL by hand, a bulk `UPDATE` statement, a script) show within the snapshot's TTL
 (`KIT_AUTH_PRINCIPAL_TTL_S`); a user deleted that way meanwhile gets 401 on writes
 (`reference_app.core.errors`).
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, CheckConstraint, String, true
+from sqlalchemy import Boolean, CheckConstraint, Integer, String, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reference_app.models.base import Model
@@ -36,6 +36,11 @@ class User(Model):
     )
     role: Mapped[str] = mapped_column(
         String(16), default=Role.USER.value, server_default=Role.USER.value, nullable=False
+    )
+    # Bumped when the password changes; tokens carry the version they were issued under and
+    # older ones are refused (`patterns.security.jwt`), so a new password ends old sessions.
+    credentials_version: Mapped[int] = mapped_column(
+        Integer, default=0, server_default=text("0"), nullable=False
     )
 
     # The guide's cascade, kept: deleting a user deletes their items (the database does it,

@@ -96,6 +96,10 @@ class Principal(UserResponse):
 
     model_config = ConfigDict(from_attributes=True, frozen=True)
 
+    # Required, not defaulted: a snapshot cached before the field existed fails to parse and is
+    # read again from the database, instead of passing as version 0.
+    credentials_version: int
+
     @property
     def roles(self) -> frozenset[Role]:
         """The guide checks `role in current_user.roles`; one role per user here."""

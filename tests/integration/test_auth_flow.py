@@ -318,6 +318,9 @@ async def test_concurrent_registrations_of_one_email_make_one_user_and_409s(
         assert await _users(s) == 1
 
 
+# --- a new password ends the sessions opened with the old one --------------------------------
+
+
 async def _login(client: AsyncClient, email: str, password: str) -> dict[str, str]:
     r = await client.post(LOGIN, data={"username": email, "password": password})
     assert r.status_code == 200, r.text
@@ -327,6 +330,94 @@ async def _login(client: AsyncClient, email: str, password: str) -> dict[str, st
 
 def _bearer(tokens: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def test_a_new_password_refuses_every_token_issued_before_it(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    email = account.user.email
+    this_device = await _login(client, email, account.password)
+    stolen = await _login(client, email, account.password)
+    assert (await client.get(ME, headers=_bearer(stolen))).status_code == 200  # snapshot cached
+    r = await client.patch(
+        ME,
+        headers=_bearer(this_device),
+        json={"password": "brand-new-pass", "current_password": account.password},
+    )
+    assert r.status_code == 200, r.text
+    assert "credentials_version" not in r.json()
+    for tokens in (this_device, stolen):
+        r = await client.get(ME, headers=_bearer(tokens))
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "credentials_changed"
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+        r = await client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "credentials_changed"
+    # Logged in again at once (very likely within the same second as the change: the token's
+    # version, not its `iat`, is compared), the new pair works and rotates.
+    fresh = await _login(client, email, "brand-new-pass")
+    assert (await client.get(ME, headers=_bearer(fresh))).status_code == 200
+    r = await client.post(REFRESH, json={"refresh_token": fresh["refresh_token"]})
+    assert r.status_code == 200
+    assert (await client.get(ME, headers=_bearer(r.json()))).status_code == 200
+    r = await client.post(LOGIN, data={"username": email, "password": account.password})
+    assert r.status_code == 401
+
+
+async def test_a_name_change_keeps_the_session(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    tokens = await _login(client, account.user.email, account.password)
+    r = await client.patch(ME, headers=_bearer(tokens), json={"full_name": "Still Me"})
+    assert r.status_code == 200
+    assert (await client.get(ME, headers=_bearer(tokens))).status_code == 200
+    assert (await client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})).is_success
+
+
+async def test_a_refused_password_change_keeps_the_session(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+) -> None:
+    account = await make_account()
+    r = await client.patch(
+        ME,
+        headers=account.headers,
+        json={"password": "brand-new-pass", "current_password": "wrong-one"},
+    )
+    assert r.status_code == 401
+    assert (await client.get(ME, headers=account.headers)).status_code == 200
+    stored = await db_session.scalar(
+        select(User.credentials_version).where(User.id == account.user.id)
+    )
+    assert stored == 0
+
+
+async def test_concurrent_password_changes_bump_the_version_once_each(
+    settings: Settings,
+    db_engine: AsyncEngine,
+    redis_client: Redis,
+    committed_db: async_sessionmaker[AsyncSession],
+) -> None:
+    """Real commits: two changes of one user's password race; the version is incremented in
+    SQL, so it ends at 2, never 1 (a token issued between the two would carry 1)."""
+    live = create_app(settings, database=Database(db_engine), redis=redis_client)
+    async with committed_db() as s:
+        user = User(
+            email="racer@example.com", hashed_password=live.state.passwords.hash("old-pw-1")
+        )
+        s.add(user)
+        await s.commit()
+    token, _ = live.state.tokens.create(user.id, "access")
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"password": "new-password-1", "current_password": "old-pw-1"}
+    async with make_client(live, raise_app_exceptions=False) as c:
+        results = await asyncio.gather(*(c.patch(ME, headers=headers, json=body) for _ in range(2)))
+    assert [r.status_code for r in results] == [200, 200], [r.text for r in results]
+    async with committed_db() as s:
+        version = await s.scalar(select(User.credentials_version).where(User.id == user.id))
+    assert version == 2
 
 
 # --- logout revokes all or nothing ------------------------------------------------------------

@@ -5,6 +5,7 @@ request, in any worker. On real PostgreSQL and Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from redis.asyncio import Redis
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from patterns.db import Database
@@ -146,6 +147,72 @@ async def test_a_snapshot_that_no_longer_parses_is_ignored(
     r = await client.get(ME, headers=account.headers)
     assert r.status_code == 200  # the database answered
     assert r.json()["email"] == account.user.email
+
+
+async def test_a_snapshot_cached_before_credentials_version_existed_is_read_again(
+    app: FastAPI,
+    client: AsyncClient,
+    make_account: AccountFactory,
+    db_session: AsyncSession,
+    redis_client: Redis,
+) -> None:
+    """Such a snapshot must not pass as version 0 after the user changed their password."""
+    account = await make_account()
+    old_shape = Principal.model_validate(await db_session.get(User, account.user.id)).model_dump(
+        mode="json", exclude={"credentials_version"}
+    )
+    await redis_client.set(
+        _snapshot_key(app, account), json.dumps(old_shape | {"full_name": "Old Shape"}), ex=60
+    )
+    r = await client.get(ME, headers=account.headers)
+    assert r.status_code == 200
+    assert r.json()["full_name"] == "Test User"  # the database answered
+
+
+async def test_a_token_from_before_a_password_change_is_refused_by_the_cached_snapshot(
+    app: FastAPI,
+    client: AsyncClient,
+    make_account: AccountFactory,
+    redis_client: Redis,
+    assert_num_queries: Any,
+) -> None:
+    account = await make_account()
+    r = await client.patch(
+        ME,
+        headers=account.headers,
+        json={"password": "brand-new-pass", "current_password": account.password},
+    )
+    assert r.status_code == 200
+    key = _snapshot_key(app, account)
+    assert await redis_client.get(key) == b"-"
+    await redis_client.delete(key)  # the tombstone's 10 s are over
+    r = await client.post(
+        "/api/v1/auth/login", data={"username": account.user.email, "password": "brand-new-pass"}
+    )
+    fresh = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    assert (await client.get(ME, headers=fresh)).status_code == 200  # caches the new snapshot
+    snapshot = await redis_client.get(key)
+    assert snapshot is not None
+    assert json.loads(snapshot)["credentials_version"] == 1
+    with assert_num_queries(0):
+        r = await client.get(ME, headers=account.headers)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "credentials_changed"
+
+
+async def test_a_write_checks_the_credentials_version_in_the_database_not_the_snapshot(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+) -> None:
+    """A password changed behind the app's back (bulk SQL: no snapshot dropped) refuses the
+    old token's writes at once; its reads, served from the snapshot, within the TTL."""
+    account = await make_account()
+    assert (await client.get(ME, headers=account.headers)).status_code == 200  # snapshot cached
+    await db_session.execute(
+        update(User).where(User.id == account.user.id).values(credentials_version=1)
+    )
+    r = await client.patch(ME, headers=account.headers, json={"full_name": "Not Me"})
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "credentials_changed"
 
 
 # --- Redis unreachable: the database answers who the user is; the revocation policy applies --

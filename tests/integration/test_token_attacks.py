@@ -166,8 +166,10 @@ async def test_forged_or_misused_token_is_refused_with_401(
         {"exp": 10**30},
         {"exp": 1e300},
         {"iat": -(10**30)},
+        {"ver": True},
+        {"ver": -1},
     ],
-    ids=["superscript", "arabic-indic", "exp-10**30", "exp-1e300", "iat"],
+    ids=["superscript", "arabic-indic", "exp-10**30", "exp-1e300", "iat", "ver", "ver-negative"],
 )
 @pytest.mark.parametrize("token_type", ["access", "refresh"])
 async def test_a_signed_token_with_odd_claims_is_401_token_invalid_not_500(

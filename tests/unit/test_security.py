@@ -88,8 +88,9 @@ def test_tokens_round_trip_with_string_sub_and_all_claims(tokens: TokenService) 
     token, claims = tokens.create(42, TokenType.ACCESS)
     payload = jwt.decode(token, options={"verify_signature": False})
     assert payload["sub"] == "42"
-    assert set(payload) == {"sub", "type", "jti", "iat", "exp", "iss", "aud"}
+    assert set(payload) == {"sub", "type", "jti", "iat", "exp", "iss", "aud", "ver"}
     assert payload["exp"] - payload["iat"] == 30 * 60
+    assert payload["ver"] == 0
     decoded = tokens.decode(token, TokenType.ACCESS)
     assert decoded == claims
 
@@ -133,6 +134,31 @@ def _signed(tokens: TokenService, **overrides: object) -> str:
     }
     claims.update(overrides)
     return jwt.encode({k: v for k, v in claims.items() if v is not None}, SECRET)
+
+
+def test_a_token_carries_the_credentials_version_it_was_issued_under(
+    tokens: TokenService,
+) -> None:
+    pair = tokens.create_pair(5, version=3)
+    assert tokens.decode(pair.access_token, TokenType.ACCESS).version == 3
+    assert tokens.decode(pair.refresh_token, TokenType.REFRESH).version == 3
+    # Issued before versions existed: version 0, what every user starts at.
+    assert tokens.decode(_signed(tokens), TokenType.ACCESS).version == 0
+
+
+@pytest.mark.parametrize("ver", [True, -1, 2**31, "1", 1.5, [1]], ids=repr)
+def test_a_malformed_credentials_version_is_an_invalid_token(
+    tokens: TokenService, ver: object
+) -> None:
+    token = _signed(tokens, ver=ver)
+    with pytest.raises(AuthenticationError) as info:
+        tokens.decode(token, TokenType.ACCESS)
+    assert info.value.error_code == "token_invalid"
+
+
+def test_a_version_out_of_range_is_refused_at_issue(tokens: TokenService) -> None:
+    with pytest.raises(ValueError, match="version"):
+        tokens.create(1, TokenType.ACCESS, version=-1)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,12 @@ from patterns.errors import AuthenticationError, PermissionDeniedError, error_re
 from patterns.security import TokenPair, TokenType
 from patterns.security.revocation import RevocationList
 from reference_app.core.cache import CacheDep, user_tag
-from reference_app.core.deps import AccessClaims, SessionDep, user_id_from_subject
+from reference_app.core.deps import (
+    AccessClaims,
+    SessionDep,
+    check_credentials_version,
+    user_id_from_subject,
+)
 from reference_app.core.mail import send_welcome_email
 from reference_app.core.metrics import REGISTRATIONS
 from reference_app.core.rate_limits import login_limit, register_limit
@@ -89,20 +94,24 @@ async def login(
         raise PermissionDeniedError("The user is inactive.", code="user_inactive")
     activity.record(session, user.id, "login")
     cache.invalidate_on_commit(session, tags=[user_tag(user.id)])
-    return _token_response(get_tokens(request).create_pair(user.id), request)
+    pair = get_tokens(request).create_pair(user.id, version=user.credentials_version)
+    return _token_response(pair, request)
 
 
 @router.post("/refresh", response_model=TokenResponse, responses=error_responses(401, 422))
 async def refresh(body: RefreshRequest, session: SessionDep, request: Request) -> TokenResponse:
     """Trade a refresh token for a new pair. The old refresh token is revoked (rotation): using
-    it twice fails, even when both attempts race."""
+    it twice fails, even when both attempts race. A refresh token issued before the user's
+    password changed is refused, so a stolen one dies with the old password."""
     claims = get_tokens(request).decode(body.refresh_token, TokenType.REFRESH)
     user = await session.get(User, user_id_from_subject(claims.sub))
     if user is None or not user.is_active:
         raise AuthenticationError("The user is inactive or no longer exists.", code="user_inactive")
+    check_credentials_version(claims, user.credentials_version)
     if not await RevocationList(get_redis(request)).revoke_once(claims):
         raise AuthenticationError("The token has been revoked.", code="token_revoked")
-    return _token_response(get_tokens(request).create_pair(user.id), request)
+    pair = get_tokens(request).create_pair(user.id, version=user.credentials_version)
+    return _token_response(pair, request)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 422))

@@ -66,7 +66,9 @@ async def update_me(
     request: Request,
     cache: CacheDep,
 ) -> User:
-    """Change your name or password (a new password needs the current one)."""
+    """Change your name or password (a new password needs the current one). A new password
+    ends every session: all tokens issued before it, this request's too, are refused from the
+    commit on (401 `credentials_changed`), and the client logs in again with the new one."""
     hasher = get_passwords(request)
     if changes.password is not None:
         if changes.current_password is None:
@@ -77,6 +79,9 @@ async def update_me(
         if not valid:
             raise AuthenticationError("The current password is wrong.", code="invalid_credentials")
         user.hashed_password = await hasher.hash_async(changes.password)
+        # In SQL, not Python: two concurrent changes must bump it twice, or a token issued
+        # between them would carry the final version.
+        user.credentials_version = User.credentials_version + 1
     if "full_name" in changes.model_fields_set:
         user.full_name = changes.full_name
     await session.flush()
