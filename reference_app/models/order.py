@@ -5,7 +5,16 @@ from __future__ import annotations
 import enum
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from reference_app.models.base import Model
@@ -36,6 +45,14 @@ class Order(Model):
         CheckConstraint("total >= 0", name="total_not_negative"),
         # A retried POST with the same Idempotency-Key finds the first order instead of racing it.
         UniqueConstraint("user_id", "idempotency_key", name="uq_orders_user_id_idempotency_key"),
+        # The requeue sweep's scan (reference_app/worker/requeue.py), every minute: only the
+        # few orders still pending are in it, however many orders the table holds.
+        Index(
+            "ix_orders_pending",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     user_id: Mapped[int] = mapped_column(

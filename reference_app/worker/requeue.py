@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Task, shared_task
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from patterns.observability.logging import get_logger
@@ -41,13 +41,16 @@ def stale_pending_order_ids(
 ) -> list[int]:
     """Ids of pending orders created more than `older_than_s` ago, oldest first."""
     cutoff = (now or datetime.now(UTC)) - timedelta(seconds=older_than_s)
-    return list(
-        session.scalars(
-            select(Order.id)
-            .where(Order.status == OrderStatus.PENDING, Order.created_at < cutoff)
-            .order_by(Order.id)
-            .limit(limit)
-        )
+    return list(session.scalars(stale_pending_query(cutoff, limit)))
+
+
+def stale_pending_query(cutoff: datetime, limit: int) -> Select[int]:
+    """The sweep's statement: a walk of the partial index `ix_orders_pending`."""
+    return (
+        select(Order.id)
+        .where(Order.status == OrderStatus.PENDING, Order.created_at < cutoff)
+        .order_by(Order.id)
+        .limit(limit)
     )
 
 

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from celery.signals import task_postrun
 from redis.asyncio import Redis
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.db import session_scope
 from patterns.testing.celery import record_task_events
@@ -29,9 +30,10 @@ from reference_app.core.celery_app import (
 )
 from reference_app.core.config import Settings
 from reference_app.models import Order
-from reference_app.worker.requeue import requeue_pending_orders
+from reference_app.worker.requeue import requeue_pending_orders, stale_pending_query
 from reference_app.worker.tasks import PROCESS_ORDER, process_order
 from tests.integration.celery_fixtures import CeleryWorkerFactory
+from tests.integration.conftest import AccountFactory
 from tests.integration.test_tasks import (
     COMPLETED,
     RESULT_TIMEOUT_S,
@@ -163,3 +165,26 @@ async def test_the_command_resends_the_oldest_orders_up_to_its_limit(
     [raw] = await redis_client.lrange("celery", 0, -1)
     headers = json.loads(raw)["headers"]
     assert (headers["task"], headers["argsrepr"]) == (PROCESS_ORDER, f"({first.id},)")
+
+
+async def test_the_sweep_reads_the_pending_index_not_the_whole_table(
+    db_session: AsyncSession, make_account: AccountFactory
+) -> None:
+    """Every minute, on a table that only grows: the partial index holds the pending orders."""
+    owner = await make_account()
+    await db_session.execute(
+        text(
+            "INSERT INTO orders (user_id, status, total, created_at, updated_at) "
+            "SELECT :uid, CASE WHEN n % 1000 = 0 THEN 'pending' ELSE 'processed' END, 1, "
+            "now() - interval '1 hour', now() FROM generate_series(1, 20000) AS n"
+        ),
+        {"uid": owner.user.id},
+    )
+    await db_session.execute(text("ANALYZE orders"))
+    stmt = stale_pending_query(datetime.now(UTC), 1000)
+    compiled = stmt.compile(
+        dialect=db_session.get_bind().dialect, compile_kwargs={"literal_binds": True}
+    )
+    plan = "\n".join(r[0] for r in await db_session.execute(text(f"EXPLAIN {compiled}")))
+    assert "ix_orders_pending" in plan, plan
+    assert "Seq Scan on orders" not in plan, plan
