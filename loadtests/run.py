@@ -683,8 +683,10 @@ def run(options: LoadOptions) -> int:
             metrics_dir.mkdir()
             env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
             _run_step(results, "migrate", [sys.executable, "-m", "reference_app", "migrate"], env)
+            # --force: the run's server is in prod mode, and the load logs in as the demo users
+            # on a database this run made and drops.
             seed = [
-                sys.executable, "-m", "reference_app", "seed",
+                sys.executable, "-m", "reference_app", "seed", "--force",
                 "--users", str(options.seed_users), "--items", str(options.seed_items),
             ]  # fmt: skip
             _run_step(results, "seed", seed, env)
