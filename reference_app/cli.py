@@ -44,13 +44,24 @@ def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import shutil
+
+    # Before anything imports the app's metrics: they open their files in this directory.
+    made = _prepare_multiprocess_metrics(args.workers)
+    try:
+        return _run_server(args)
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def _run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
     from reference_app.core.logging import setup_logging
 
     settings = get_settings()
     setup_logging(settings)
-    _prepare_multiprocess_metrics(args.workers)
     if settings.is_embedded or args.migrate:
         _upgrade(settings)
     mode = (
@@ -76,23 +87,36 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_multiprocess_metrics(workers: int) -> None:
+def _prepare_multiprocess_metrics(workers: int) -> str | None:
     """Several workers share metrics through files (prometheus-client's multiprocess mode): give
-    them a directory, emptied at start as prometheus-client asks, before any worker imports it."""
+    them a directory, emptied at start as prometheus-client asks, before any worker imports it.
+    Returns the directory when it made a temporary one (removed when the server stops)."""
     import os
     import tempfile
     from pathlib import Path
 
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    made = None
     if workers <= 1 and not directory:
-        return
+        return None
     if not directory:
-        directory = tempfile.mkdtemp(prefix="kit-metrics-")
+        directory = made = tempfile.mkdtemp(prefix="kit-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink()
+    return made
+
+
+def _ensure_metrics_dir() -> None:
+    """A `PROMETHEUS_MULTIPROC_DIR` that does not exist yet is created: prometheus-client would
+    fail on the first metric with FileNotFoundError, in any command that imports the app."""
+    import os
+    from pathlib import Path
+
+    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        Path(directory).mkdir(parents=True, exist_ok=True)
 
 
 def _create_admin(args: argparse.Namespace) -> int:
@@ -332,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _ensure_metrics_dir()
     return COMMANDS[args.command](args)
 
 

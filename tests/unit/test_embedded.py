@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from httpx import ASGITransport, AsyncClient
@@ -72,3 +75,24 @@ async def test_embedded_stock_writes_and_deletes_take_the_sqlite_path(tmp_path: 
         assert (
             await c.put(f"/items/{spare}/inventory", headers=auth, json={"quantity": 1})
         ).status_code == 404
+
+
+def test_commands_create_a_metrics_directory_that_does_not_exist_yet(tmp_path: Path) -> None:
+    """prometheus-client's multiprocess mode fails on the first metric if the directory is
+    missing; the CLI creates it before anything imports the app's metrics."""
+    metrics = tmp_path / "not" / "yet"
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+        "KIT_DATABASE_URL": f"sqlite:///{tmp_path}/kit.db",
+    }
+    env.pop("KIT_REDIS_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "reference_app", "seed", "--users", "1", "--items", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert metrics.is_dir()
