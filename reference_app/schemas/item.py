@@ -7,7 +7,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 
 from patterns.filtering import Condition, FilterSet, eq, gte, icontains, lte
 from patterns.validation import NoNul, omittable_not_null
@@ -20,7 +27,16 @@ Category = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), NoNul
 ]
 Description = Annotated[str, StringConstraints(max_length=5000), NoNul]
-Price = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
+CENT = Decimal("0.01")
+
+
+def _to_cents(price: Decimal) -> Decimal:
+    # As the NUMERIC(10, 2) column will hold it, so a write's response shows what a read will:
+    # "2" → 2.00, "1e2" → 100.00, "-0" → 0.00 (the validator has already bounded the digits).
+    return (price + 0).quantize(CENT)
+
+
+Price = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2), AfterValidator(_to_cents)]
 
 
 class ItemCreate(BaseModel):

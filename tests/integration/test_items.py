@@ -221,6 +221,10 @@ async def test_owner_manager_admin_may_edit_others_may_not(
         r = await client.patch(path, headers=who.headers, json={"price": price})
         assert r.status_code == 200
         assert r.json()["price"] == price
+    for sent, shown in (("2", "2.00"), (3, "3.00"), ("1e2", "100.00")):  # as a read shows it
+        r = await client.patch(path, headers=owner.headers, json={"price": sent})
+        assert r.json()["price"] == shown
+        assert (await client.get(path)).json()["price"] == shown
     for field in ("title", "category", "price", "is_featured"):  # may be left out, not nulled
         r = await client.patch(path, headers=owner.headers, json={field: None})
         assert r.status_code == 422, (field, r.text)

@@ -38,7 +38,14 @@ IdempotencyKey = Annotated[
     "",
     response_model=OrderResponse,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 404, 409, 422),
+    responses={
+        200: {
+            "model": OrderResponse,
+            "description": "A retry with an Idempotency-Key already used for this body: the "
+            "first order, unchanged (header Idempotent-Replayed: true).",
+        },
+        **error_responses(401, 404, 409, 422),
+    },
 )
 async def create_order(
     order_in: OrderCreate,
