@@ -78,8 +78,10 @@ def user_id_from_subject(sub: str) -> int:
 
 
 def check_credentials_version(claims: Claims, current: int) -> None:
-    """Refuse a token issued before the user's password last changed."""
-    if claims.version < current:
+    """Refuse a token issued before the user's password last changed. Any other version than
+    the current one, not only an older one: a version ahead of the database's (restored from
+    a backup, say) was issued for credentials the database no longer knows."""
+    if claims.version != current:
         raise AuthenticationError(
             "The password has changed since this token was issued; log in again.",
             code="credentials_changed",

@@ -200,6 +200,18 @@ async def test_a_token_from_before_a_password_change_is_refused_by_the_cached_sn
     assert r.json()["error"]["code"] == "credentials_changed"
 
 
+async def test_a_token_for_credentials_the_database_does_not_know_is_refused(
+    app: FastAPI, client: AsyncClient, make_account: AccountFactory
+) -> None:
+    """A version ahead of the user's (the database restored from an older backup after a
+    password change): the token was issued for a password the database no longer has."""
+    account = await make_account()
+    token, _ = app.state.tokens.create(account.user.id, TokenType.ACCESS, version=1)
+    r = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "credentials_changed"
+
+
 async def test_a_write_checks_the_credentials_version_in_the_database_not_the_snapshot(
     client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
 ) -> None:
