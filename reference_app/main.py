@@ -169,6 +169,7 @@ def create_app(
                 first_admin.cancel()
             background.close()
             app.state.celery.close()
+            app.state.cache.close()
             if owned_redis is not None:
                 await owned_redis.aclose()
             if owned_db is not None:

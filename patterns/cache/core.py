@@ -120,7 +120,9 @@ class Cache:
     computed. `lock_ttl`: how long a recomputation may hold a key's lock before another process
     may take over. `wait_timeout`: how long a caller waits for another process's recomputation
     before computing itself. `retry_after`: after a Redis error, reads skip Redis for this many
-    seconds (so an outage costs one timeout, not one per request). `clock`: monotonic seconds,
+    seconds (so an outage costs one timeout, not one per request). `unapplied_retry_s`: how
+    often invalidations Redis missed are retried in the background (`unapplied_retry` is that
+    task, while one runs). `clock`: monotonic seconds,
     for the memory tier, the retry window and warning rate limits. `on_event`: called with
     (event, namespace) for "hit", "miss", "join" (joined an in-process load), "lock_wait"
     (waiting for another process's load), "lock_timeout", "redis_error"; meant for tests and
@@ -140,6 +142,7 @@ class Cache:
         poll_interval: float = 0.005,
         max_poll_interval: float = 0.1,
         retry_after: float = 1.0,
+        unapplied_retry_s: float = 1.0,
         warn_interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         on_event: Callable[[str, str], None] | None = None,
@@ -165,6 +168,10 @@ class Cache:
         # for the rest of its TTL (a partition or a paused server keeps its data).
         self._unapplied_keys: set[str] = set()
         self._unapplied_tags: set[str] = set()
+        # Retries them in the background too: other processes read Redis directly and would
+        # serve the old entry until this process happened to read.
+        self.unapplied_retry: asyncio.Task[None] | None = None
+        self._unapplied_retry_s = unapplied_retry_s
         self._warning = RepeatedWarning(logger, interval_s=warn_interval, clock=clock)
         self._set_script = redis.register_script(_SET_WITH_TAGS)
         self._invalidate_script = redis.register_script(_INVALIDATE_TAGS)
@@ -539,6 +546,30 @@ class Cache:
             logger.error("cache: too many invalidations waiting for Redis; dropping them")
             self._unapplied_keys.clear()
             self._unapplied_tags.clear()
+        if self.unapplied_retry is None or self.unapplied_retry.done():
+            try:
+                self.unapplied_retry = asyncio.get_running_loop().create_task(
+                    self._retry_unapplied()
+                )
+            except RuntimeError:  # no loop (a sync caller): the next read applies them
+                self.unapplied_retry = None
+
+    async def _retry_unapplied(self) -> None:
+        """Every `unapplied_retry_s` until Redis takes the missed invalidations: staleness after
+        an outage is bounded by about that, in every process, not by the entries' TTL."""
+        deadline = time.monotonic() + _UNAPPLIED_RETRY_FOR_S
+        while (self._unapplied_keys or self._unapplied_tags) and time.monotonic() < deadline:
+            await asyncio.sleep(self._unapplied_retry_s)
+            try:
+                await self._apply_unapplied()
+            except RedisError:
+                continue
+
+    def close(self) -> None:
+        """Stop the background retry (at shutdown); what it had not applied is lost with the
+        process, as it would be in a crash, and bounded by the entries' TTLs."""
+        if self.unapplied_retry is not None:
+            self.unapplied_retry.cancel()
 
     async def _apply_unapplied(self) -> None:
         """Apply what `invalidate`/`invalidate_tags` could not; raises RedisError if still down
@@ -597,6 +628,7 @@ class Cache:
 
 
 _MAX_UNAPPLIED = 10_000
+_UNAPPLIED_RETRY_FOR_S = 600.0  # after that, the next read from Redis applies them
 
 
 def _increment(counter: CounterLike | None, namespace: str) -> None:

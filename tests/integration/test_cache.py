@@ -523,3 +523,29 @@ async def test_an_invalidation_redis_missed_is_applied_before_the_next_read(
         assert await cache.get_or_set(spec, Calls("unused"), tags=["user:1"]) == "after"
     finally:
         await client.aclose()
+
+
+@pytest.mark.usefixtures("redis_client")
+async def test_a_missed_invalidation_reaches_other_processes_without_a_read_here(
+    redis_url: str,
+) -> None:
+    """Another process reads Redis directly: the process that missed the invalidation retries
+    it in the background, so the other one stops serving the old entry within about a second,
+    not after the entry's TTL."""
+    client = cast(_FlakyRedis, _FlakyRedis.from_url(redis_url))
+    other_client = Redis.from_url(redis_url)
+    writer = Cache(client, unapplied_retry_s=0.01)
+    reader = Cache(other_client)  # another API process
+    spec = CacheSpec("profile", ttl=300)
+    try:
+        assert await reader.get_or_set(spec, Calls("before"), tags=["user:1"]) == "before"
+        client.down = True
+        await writer.invalidate_tags("user:1")
+        retry = writer.unapplied_retry
+        assert retry is not None
+        client.down = False
+        await asyncio.wait_for(retry, timeout=10)
+        assert await reader.get_or_set(spec, Calls("after"), tags=["user:1"]) == "after"
+    finally:
+        await client.aclose()
+        await other_client.aclose()
