@@ -7,8 +7,8 @@ check, user snapshots, rate limits) stay quick in an outage. A Redis that accept
 never answers (paused, partitioned, swapping) costs the socket timeout on every call instead, and
 a request touches Redis several times: seconds per request, for every request. With the breaker,
 the first timeout opens the circuit; for `open_for` seconds every call fails at once with a
-`ConnectionError`, which those paths already handle; then calls go through again, and one
-failure reopens it.
+`ConnectionError`, which those paths already handle; then one connection tries again while the
+others still fail fast, and its answer closes the circuit or its failure reopens it.
 
 Hand-written rather than pybreaker: the check has to sit inside redis-py's connection (before
 the socket is touched, in connect, send and read), where pybreaker's call-wrapping API, sync or
@@ -32,13 +32,24 @@ _FAILURES = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class CircuitBreaker:
-    """Open for `open_for` seconds after a failure; closed otherwise (no half-open trial: the
-    first call after the window is the trial, and a failure reopens it)."""
+    """Open for `open_for` seconds after a failure. Then half-open: one connection, the first to
+    ask, tries the server, while the others keep failing at once; its success closes the circuit,
+    its failure opens it again. Without that single trial every request in flight when the
+    window ends would wait out the socket timeout together (an outside probe saw all clients
+    stall ~1 s every ~3 s against a paused Redis).
+
+    `check(owner)` before I/O (raises `ConnectionError` when refused), `record_success()` after
+    an answer, `record_failure(exc)` after a connection error or timeout. A trial whose owner
+    never reports (cancelled) lapses after `open_for`, and another caller may try.
+    """
 
     def __init__(self, open_for: float = 2.0, *, clock: Callable[[], float] = time.monotonic):
         self.open_for = open_for
         self._clock = clock
-        self._open_until = float("-inf")
+        self._open_until = float("-inf")  # -inf: closed
+        self._tripped = False
+        self._trial_owner: object | None = None
+        self._trial_until = float("-inf")
         self.trips = 0  # how many times it opened: for logs and tests
 
     @property
@@ -54,12 +65,27 @@ class CircuitBreaker:
                 "Redis failed (%s); not calling it for %.1f s", type(exc).__name__, self.open_for
             )
         self._open_until = self._clock() + self.open_for
+        self._tripped = True
+        self._trial_owner = None
 
-    def check(self) -> None:
-        if self.is_open:
-            raise RedisConnectionError(
-                f"Redis is not called for {self.open_for:g} s after a failure (circuit open)"
-            )
+    def record_success(self) -> None:
+        if self._tripped:
+            self._tripped = False
+            self._trial_owner = None
+            logger.info("Redis answers again")
+
+    def check(self, owner: object) -> None:
+        if not self._tripped:
+            return
+        now = self._clock()
+        if now >= self._open_until:  # half-open
+            if self._trial_owner is None or now >= self._trial_until:
+                self._trial_owner, self._trial_until = owner, now + self.open_for
+            if self._trial_owner is owner:
+                return
+        raise RedisConnectionError(
+            f"Redis is not called for {self.open_for:g} s after a failure (circuit open)"
+        )
 
 
 def guarded_connection_class(breaker: CircuitBreaker) -> type[Connection]:
@@ -72,7 +98,7 @@ def guarded_connection_class(breaker: CircuitBreaker) -> type[Connection]:
         ) -> None:
             if self.is_connected:
                 return
-            breaker.check()
+            breaker.check(self)
             try:
                 await super().connect_check_health(check_health, retry_socket_connect)
             except _FAILURES as exc:
@@ -82,7 +108,7 @@ def guarded_connection_class(breaker: CircuitBreaker) -> type[Connection]:
         async def send_packed_command(
             self, command: bytes | str | Iterable[bytes], check_health: bool = True
         ) -> None:
-            breaker.check()
+            breaker.check(self)
             try:
                 await super().send_packed_command(command, check_health)
             except _FAILURES as exc:
@@ -91,9 +117,11 @@ def guarded_connection_class(breaker: CircuitBreaker) -> type[Connection]:
 
         async def read_response(self, *args: Any, **kwargs: Any) -> Any:
             try:
-                return await super().read_response(*args, **kwargs)
+                response = await super().read_response(*args, **kwargs)
             except _FAILURES as exc:
                 breaker.record_failure(exc)
                 raise
+            breaker.record_success()
+            return response
 
     return BreakerConnection
