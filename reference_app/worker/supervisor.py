@@ -14,13 +14,19 @@ survivable:
   supervisor configured to restart on failure (systemd `Restart=on-failure`) left it down.
 * `supervise` runs the worker as a child process and starts it again after a failure exit, with
   exponential backoff, until it is asked to stop (SIGTERM/SIGINT, forwarded to the child).
+  On Linux the child also gets SIGTERM if the supervisor dies without forwarding anything
+  (SIGKILL, the OOM killer): an orphaned worker would go on consuming beside the one a restarted
+  supervisor starts.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +64,32 @@ class Backoff:
 
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A `preexec_fn` that has the child get SIGTERM when `parent_pid` (the supervisor) dies.
+
+    Linux only (prctl PR_SET_PDEATHSIG); elsewhere `None`, and a supervisor killed without a
+    chance to forward a signal still leaves its worker running. `preexec_fn` is safe here because
+    the supervisor is single-threaded, and libc is looked up now, not in the forked child. The
+    child restores SIGTERM's default action first, so the signal cannot land in our Python
+    handler (inherited across fork) before exec, and checks its parent after prctl: if the
+    supervisor died before, no signal will come, and it exits instead of starting a worker.
+    prctl's result is not checked: if it is refused (a seccomp filter), the worker runs as before.
+    """
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    option, sigterm = ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGTERM)
+
+    def set_death_signal() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        prctl(option, sigterm, ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return set_death_signal
 
 
 def supervise(
@@ -72,9 +104,11 @@ def supervise(
     `shutdown`), or after SIGTERM/SIGINT, which are forwarded to the child once and end the loop.
     A child killed by a signal we did not send (the OOM killer) is a failure and is restarted.
     The child runs in its own process group, so a Ctrl-C in a terminal reaches it once, from us,
-    not twice. Call from the main thread (signal handlers).
+    not twice; on Linux it gets SIGTERM if we die first (`_die_with_parent`). Call from the main
+    thread (signal handlers, and the parent-death signal follows the thread that started it).
     """
     backoff = backoff or Backoff()
+    die_with_us = _die_with_parent(os.getpid())
     stop = threading.Event()
     child: subprocess.Popen[bytes] | None = None
 
@@ -88,7 +122,9 @@ def supervise(
         delay = backoff.initial_s
         while True:
             started = clock()
-            child = subprocess.Popen(list(command), process_group=0)  # noqa: S603 (our argv)
+            child = subprocess.Popen(  # noqa: S603 (our argv)
+                list(command), process_group=0, preexec_fn=die_with_us
+            )
             if stop.is_set():  # the signal came before `child` was set: forward it now
                 child.send_signal(signal.SIGTERM)
             code = child.wait()

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from reference_app.worker.supervisor import Backoff, supervise
+from reference_app.worker.supervisor import Backoff, _die_with_parent, supervise
 
 FAST = Backoff(initial_s=0.001, cap_s=0.004, stable_after_s=1e9)
 
@@ -91,3 +94,73 @@ def test_sigterm_is_forwarded_to_the_worker_once_and_ends_supervision(tmp_path: 
         rest = supervisor.stdout.read()
         assert supervisor.wait(timeout=10) == 3
     assert rest == f"stopping on {int(signal.SIGTERM)}\n"  # one child, one signal, no restart
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or a zombie nobody has reaped yet (an orphan's new parent may not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _poll(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
+def test_a_worker_whose_supervisor_is_killed_gets_sigterm_instead_of_running_on(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL leaves the supervisor no chance to forward anything; before the death signal the
+    worker ran on as an orphan, and a restarted supervisor made it two workers."""
+    child = (
+        "import os, pathlib, signal, sys, time\n"
+        "d = pathlib.Path(sys.argv[1])\n"
+        "def stop(signum, frame):\n"
+        "    (d / 'signal').write_text(str(signum)); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "(d / 'pid.tmp').write_text(str(os.getpid())); (d / 'pid.tmp').rename(d / 'pid')\n"
+        "time.sleep(120)\n"
+    )
+    parent = (
+        "import sys\n"
+        "from reference_app.worker.supervisor import supervise\n"
+        f"sys.exit(supervise([sys.executable, '-c', {child!r}, {str(tmp_path)!r}]))\n"
+    )
+    pid_file = tmp_path / "pid"
+    with subprocess.Popen([sys.executable, "-c", parent]) as supervisor:
+        try:
+            assert _poll(pid_file.exists), "the supervisor did not start its child"
+        finally:
+            supervisor.kill()
+    worker = int(pid_file.read_text())
+    try:
+        assert _poll(lambda: _gone(worker)), "the worker outlived its supervisor"
+        assert (tmp_path / "signal").read_text() == str(int(signal.SIGTERM))
+    finally:
+        if not _gone(worker):
+            os.kill(worker, signal.SIGKILL)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
+def test_a_child_whose_supervisor_died_before_it_asked_for_the_signal_does_not_start() -> None:
+    """The race: a parent that is already gone sends no death signal, so the child checks that
+    its parent is still the supervisor and exits before exec. Here the expected parent is
+    another process, which is what the child sees once the supervisor is gone."""
+    hook = _die_with_parent(os.getppid())
+    assert hook is not None
+    ran = subprocess.run(
+        [sys.executable, "-c", "print('started')"],
+        preexec_fn=hook,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (ran.returncode, ran.stdout) == (1, "")
