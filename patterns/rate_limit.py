@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from patterns.errors import RateLimitedError, ServiceUnavailableError
+from patterns.observability.repeated_warning import RepeatedWarning
 
 logger = logging.getLogger("patterns.rate_limit")
 
@@ -178,6 +179,8 @@ class RateLimit:
         self._on_reject = on_reject
         self._on_unavailable = on_unavailable
         self._limiters: dict[int, RateLimiter] = {}
+        # One line per 30 s in an outage, not one per request (login is hammered).
+        self._unavailable_warning = RepeatedWarning(logger)
 
     def _limiter(self, redis: Redis) -> RateLimiter:
         limiter = self._limiters.get(id(redis))
@@ -195,7 +198,7 @@ class RateLimit:
             if self._on_unavailable:
                 self._on_unavailable(self.name)
             if self._fail_open(request):
-                logger.warning(
+                self._unavailable_warning.warn(
                     "rate limiter %s: Redis unavailable (%s), failing open",
                     self.name,
                     type(exc).__name__,

@@ -123,6 +123,7 @@ def _use_redis(app: FastAPI, redis: Redis, settings: Settings) -> None:
     app.state.redis = redis
     app.state.cache = make_cache(redis)
     revocations = RevocationList(redis, fail_open=settings.auth_revocation_fail_open)
+    app.state.revocations = revocations
     principals: Principals = PrincipalCache(
         redis, revocations, Principal, ttl=settings.auth_principal_ttl_s
     )

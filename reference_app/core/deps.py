@@ -32,7 +32,6 @@ from reference_app.core.principals import (
     get_principals,
     load_principal,
 )
-from reference_app.core.redis import get_redis
 from reference_app.core.security import get_tokens
 from reference_app.models.user import Role, User
 from reference_app.schemas.user import Principal
@@ -55,8 +54,7 @@ BearerClaims = Annotated[Claims, Depends(decode_access_token)]
 
 async def get_access_claims(request: Request, claims: BearerClaims) -> Claims:
     """A valid, unrevoked access token's claims (for endpoints about the token, not the user)."""
-    settings = request.app.state.settings
-    revocations = RevocationList(get_redis(request), fail_open=settings.auth_revocation_fail_open)
+    revocations: RevocationList = request.app.state.revocations  # one, so its warnings are too
     if await revocations.is_revoked(claims.jti):
         raise AuthenticationError("The token has been revoked.", code="token_revoked")
     return claims

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -252,6 +253,27 @@ async def test_with_redis_down_the_revocation_policy_decides(
     assert r.status_code == status, r.text
     if status == 200:
         assert r.json()["email"] == account.user.email
+
+
+async def test_a_redis_outage_warns_once_not_once_per_request(
+    settings: Settings,
+    db_engine: AsyncEngine,
+    db_session: AsyncSession,
+    dead_redis: Redis,
+    make_account: AccountFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The revocation check's fail-open warning comes from one list per app, on every path that
+    checks (the current user, and logout's own check), so an outage logs a line per interval."""
+    account = await make_account()
+    down = app_on_session(settings, db_engine, db_session, dead_redis)
+    with caplog.at_level(logging.WARNING, logger="patterns.security.revocation"):
+        async with make_client(down, db_session) as c:
+            for _ in range(3):
+                assert (await c.get(ME, headers=account.headers)).status_code == 200
+                r = await c.post("/api/v1/auth/logout", headers=account.headers)
+                assert r.status_code == 503  # recording a revocation fails closed
+    assert caplog.text.count("revocation check skipped") == 1
 
 
 async def test_a_snapshot_read_before_a_change_cannot_be_stored_after_it(

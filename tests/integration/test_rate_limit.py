@@ -4,6 +4,7 @@ headers clients need, and a tested policy for when Redis is gone."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -94,11 +95,16 @@ async def test_sliding_window_forgets_requests_older_than_the_window(redis_clien
     assert (await limiter.hit("s", Rate(5, 60))).allowed
 
 
-async def test_redis_down_fails_open_by_default(dead_redis: Redis) -> None:
+async def test_redis_down_fails_open_by_default(
+    dead_redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
     app = _limited_app(dead_redis, Algorithm.FIXED_WINDOW, fail_open=True)
-    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c:
-        r = await c.get("/limited")
-    assert r.status_code == 200
+    with caplog.at_level(logging.WARNING, logger="patterns.rate_limit"):
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as c:
+            statuses = [(await c.get("/limited")).status_code for _ in range(5)]
+    assert statuses == [200] * 5
+    # One line for the outage, not one per request: login is the route clients hammer.
+    assert caplog.text.count("failing open") == 1
 
 
 async def test_redis_down_fails_closed_when_configured(dead_redis: Redis) -> None:
