@@ -155,16 +155,24 @@ def send_after_commit(
 
     name = getattr(task, "name", None) or getattr(task, "task", None) or type(task).__name__
     about = "; " + " ".join(f"{k}={v}" for k, v in log_context.items()) if log_context else ""
+    # Fields too, so a JSON log can be searched by them (`order_id=…`), not only read.
+    fields = {"task": name, "task_id": chosen_id, **(log_context or {})}
 
     async def _send_logged() -> None:
         # Logged here, with what identifies the work, rather than as an anonymous hook failure.
         try:
             await anyio.to_thread.run_sync(publish)
         except Exception:
-            logger.exception("publishing task %s %s failed after commit%s", name, chosen_id, about)
+            logger.exception(
+                "publishing task %s %s failed after commit%s", name, chosen_id, about, extra=fields
+            )
         except BaseException:  # cancelled (the server is stopping): say so, then let it go
             logger.error(
-                "publishing task %s %s was cancelled after commit%s", name, chosen_id, about
+                "publishing task %s %s was cancelled after commit%s",
+                name,
+                chosen_id,
+                about,
+                extra=fields,
             )
             raise
 

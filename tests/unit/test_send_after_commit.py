@@ -87,3 +87,4 @@ async def test_a_failed_publish_names_the_task_and_its_log_context(
     assert task_id in message
     assert "FakeTask" in message
     assert message.endswith("failed after commit; order_id=7")
+    assert (record.order_id, record.task_id) == (7, task_id)  # fields for a JSON log's search
