@@ -7,8 +7,8 @@ algorithm list and requires the claims, so an `alg: none` token, a refresh token
 access token, or a token for another audience are all refused.
 
 A token may also carry `ver`, the subject's credentials version when it was issued (0 when
-absent): the app bumps the version when a password changes and refuses tokens that carry an
-older one, so changing a password ends every session opened with the old one. A counter rather
+absent): the app bumps the version when a password changes and refuses tokens that carry any
+other, so changing a password ends every session opened with the old one. A counter rather
 than a comparison with `iat`, which has whole seconds: a token issued in the same second as the
 change could be neither refused safely nor accepted safely.
 """
