@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -86,6 +87,19 @@ def _mark_server_gone(ctx: ExceptionContext) -> None:
         ctx.is_disconnect = True
 
 
+def _discard_closed(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """At checkout, refuse a pooled connection that asyncpg already knows is closed.
+
+    After a PostgreSQL restart, an idle pool holds connections whose sockets the event loop has
+    seen close; without this, each one was handed out and failed its request (503). Raising
+    `DisconnectionError` here makes the pool invalidate that connection and connect afresh
+    within the same checkout. It asks the local connection object, with no round trip, so it
+    cannot catch a connection whose death the event loop has not yet noticed.
+    """
+    if record.driver_connection.is_closed():
+        raise DisconnectionError("the asyncpg connection is closed")
+
+
 def make_async_engine(
     url: str | URL,
     *,
@@ -99,9 +113,12 @@ def make_async_engine(
     No pre-ping by default: with asyncpg, SQLAlchemy's ping outside a transaction is three round
     trips (BEGIN, a statement, ROLLBACK) on every checkout, as many as a primary-key request
     needs for its own work, and the largest single cost the load test found (docs/performance.md).
-    A dropped connection is handled when it is used instead: SQLAlchemy recognises the
-    disconnect (`_mark_server_gone` widens what counts as one), invalidates every pooled
-    connection older than it, and only the requests in flight at that moment fail, with 503
+    Instead, a checkout skips connections asyncpg already knows are closed (`_discard_closed`,
+    no round trip), so an API idle during a restart gets fresh connections. A drop noticed only
+    when the connection is used is handled there: SQLAlchemy recognises the disconnect
+    (`_mark_server_gone` widens what counts as one), invalidates every pooled connection older
+    than it, and only the requests in flight at that moment fail, with 503 (at most one, if the
+    drop came between requests and the event loop had not yet seen the socket close)
     (tests/integration/test_engine_disconnect.py).
     """
     u = async_url(url)
@@ -119,6 +136,7 @@ def make_async_engine(
         connect_args={"timeout": 3, "command_timeout": 30},
     )
     event.listen(engine.sync_engine, "handle_error", _mark_server_gone)
+    event.listen(engine.sync_engine, "checkout", _discard_closed)
     return engine
 
 

@@ -7,16 +7,17 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import AsyncIterator
+from typing import Any
 
 import psycopg
 import pytest
 import pytest_asyncio
 from fastapi import Depends
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from patterns.db import Database, make_async_engine
 from patterns.testing import make_client
@@ -41,32 +42,103 @@ def _terminate_backends(database_url: str) -> int:
     return len(rows)
 
 
-async def test_after_the_server_drops_all_connections_one_request_fails_then_the_pool_recovers(
+async def _statement_outcomes(engine: AsyncEngine, count: int) -> list[str]:
+    """`count` statements on fresh checkouts: "ok", "invalidated" for a recognised disconnect,
+    or the error otherwise."""
+    outcomes: list[str] = []
+    for _ in range(count):
+        try:
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+            outcomes.append("ok")
+        except DBAPIError as exc:
+            outcomes.append("invalidated" if exc.connection_invalidated else repr(exc))
+    return outcomes
+
+
+def _count_connects(engine: AsyncEngine) -> list[object]:
+    """The DBAPI connections the pool opens from now on."""
+    connects: list[object] = []
+    event.listen(
+        engine.sync_engine, "connect", lambda dbapi_conn, _record: connects.append(dbapi_conn)
+    )
+    return connects
+
+
+async def _pooled_drivers(engine: AsyncEngine, count: int) -> list[Any]:
+    """Fill the pool with `count` used connections, idle again; return their asyncpg connections."""
+    conns = [await engine.connect() for _ in range(count)]
+    drivers = []
+    for conn in conns:
+        await conn.execute(text("SELECT 1"))
+        drivers.append((await conn.get_raw_connection()).driver_connection)
+    for conn in conns:
+        await conn.close()
+    return drivers
+
+
+async def test_after_the_server_drops_every_connection_at_most_the_first_statement_fails(
     scratch_database: str,
 ) -> None:
+    """The worst case: the checkout runs before the event loop has seen any socket close (the
+    termination blocked it), so the check at checkout cannot tell the connections are dead."""
     database_url = scratch_database
     engine = make_async_engine(database_url, pool_size=3, max_overflow=0)
     try:
         # Three pooled connections, all idle in the pool when the server drops them.
-        conns = [await engine.connect() for _ in range(3)]
-        for conn in conns:
-            await conn.execute(text("SELECT 1"))
-        for conn in conns:
-            await conn.close()
+        await _pooled_drivers(engine, 3)
         assert _terminate_backends(database_url) >= 3
 
-        # The first checkout hands out a dead connection: that one statement fails, as a
-        # recognised disconnect...
-        with pytest.raises(DBAPIError) as failed:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        assert failed.value.connection_invalidated
+        # The first checkout may hand out a dead connection: then that one statement fails, as
+        # a recognised disconnect, which invalidates the whole pool. Either way the other dead
+        # connections are never handed out: every later statement succeeds.
+        outcomes = await _statement_outcomes(engine, 6)
+        assert outcomes[0] in {"ok", "invalidated"}
+        assert outcomes[1:] == ["ok"] * 5
+    finally:
+        await engine.dispose()
 
-        # ...which invalidates the whole pool, so the other two dead connections are never
-        # handed out: every later statement succeeds.
-        for _ in range(5):
-            async with engine.connect() as conn:
-                assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+
+async def test_connections_the_server_dropped_while_the_pool_was_idle_are_not_handed_out(
+    scratch_database: str,
+) -> None:
+    """An API idle during a restart: its event loop sees the sockets close, and the checkout
+    skips those connections, so not even the first request fails."""
+    engine = make_async_engine(scratch_database, pool_size=3, max_overflow=0)
+    try:
+        drivers = await _pooled_drivers(engine, 3)
+        connects = _count_connects(engine)
+        assert _terminate_backends(scratch_database) >= 3
+        deadline = asyncio.get_running_loop().time() + 10
+        while not all(driver.is_closed() for driver in drivers):  # let the loop read the EOFs
+            assert asyncio.get_running_loop().time() < deadline, "the sockets never closed"
+            await asyncio.sleep(0.01)
+
+        assert await _statement_outcomes(engine, 6) == ["ok"] * 6
+        assert len(connects) == 3  # each dead connection replaced once, at its checkout
+    finally:
+        await engine.dispose()
+
+
+async def test_a_pooled_connection_closed_on_the_client_side_is_replaced_at_checkout(
+    scratch_database: str,
+) -> None:
+    """Deterministic: the asyncpg connection is closed locally while it sits in the pool; the
+    next checkout discards it and connects afresh instead of failing a statement."""
+    engine = make_async_engine(scratch_database, pool_size=1, max_overflow=0)
+    try:
+        connects = _count_connects(engine)
+        raw = await engine.raw_connection()
+        dead = raw.driver_connection
+        assert dead is not None
+        dead.terminate()
+        raw.close()  # back to the pool, closed
+        assert len(connects) == 1
+
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+            assert (await conn.get_raw_connection()).driver_connection is not dead
+        assert len(connects) == 2
     finally:
         await engine.dispose()
 
