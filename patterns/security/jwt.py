@@ -46,6 +46,9 @@ class Claims:
     exp: datetime
     version: int = 0
     """The subject's credentials version when the token was issued (the `ver` claim)."""
+    family: str | None = None
+    """The login this token descends from (the `fam` claim): one id for the pair a login issues
+    and every pair rotated from it, so a replayed refresh token can end them all."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class TokenService:
         *,
         now: datetime | None = None,
         version: int = 0,
+        family: str | None = None,
     ) -> tuple[str, Claims]:
         token_type = TokenType(token_type)
         if not 0 <= version <= INT32_MAX:
@@ -107,6 +111,7 @@ class TokenService:
             iat=issued,
             exp=issued + self.ttl[token_type],
             version=version,
+            family=family,
         )
         payload: dict[str, Any] = {
             "sub": claims.sub,
@@ -118,12 +123,23 @@ class TokenService:
             "aud": self.audience,
             "ver": claims.version,
         }
+        if family is not None:
+            payload["fam"] = family
         token = jwt.encode(payload, self._secret, algorithm=self._algorithm)
         return token, claims
 
-    def create_pair(self, subject: str | int, *, version: int = 0) -> TokenPair:
-        access, access_claims = self.create(subject, TokenType.ACCESS, version=version)
-        refresh, refresh_claims = self.create(subject, TokenType.REFRESH, version=version)
+    def create_pair(
+        self, subject: str | int, *, version: int = 0, family: str | None = None
+    ) -> TokenPair:
+        """An access and a refresh token of one family: a new one (a login), or `family` (a
+        refresh, which keeps the login's)."""
+        family = family or uuid.uuid4().hex
+        access, access_claims = self.create(
+            subject, TokenType.ACCESS, version=version, family=family
+        )
+        refresh, refresh_claims = self.create(
+            subject, TokenType.REFRESH, version=version, family=family
+        )
         return TokenPair(access, refresh, access_claims, refresh_claims)
 
     def decode(self, token: str, expected: TokenType | str) -> Claims:
@@ -176,6 +192,9 @@ class TokenService:
         # `type(...) is int`: JSON `true` is a bool, which Python would take for 1
         if type(version) is not int or not 0 <= version <= INT32_MAX:
             raise _invalid()
+        family = payload.get("fam")  # absent in tokens issued before families existed
+        if family is not None and (not isinstance(family, str) or not 0 < len(family) <= 64):
+            raise _invalid()
         return Claims(
             sub=sub,
             type=token_type,
@@ -183,6 +202,7 @@ class TokenService:
             iat=_instant(payload["iat"]),
             exp=_instant(payload["exp"]),
             version=version,
+            family=family,
         )
 
 

@@ -74,7 +74,7 @@ class PrincipalCache(Generic[P]):
         is missed; a tombstone, or a snapshot that no longer parses, is missed too."""
         try:
             pipe = self._redis.pipeline(transaction=False)
-            pipe.exists(self._revocations.key(claims.jti))
+            pipe.exists(*self._revocations.keys(claims))  # the token, or its whole family
             pipe.get(self.key(subject))
             revoked, raw = await pipe.execute()
         except RedisError as exc:

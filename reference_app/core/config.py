@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # How long an authenticated user's snapshot is cached in Redis. Changes through the app drop
     # it at once; this bounds how long a change made by hand in the database goes unseen.
     auth_principal_ttl_s: int = Field(default=60, ge=1, le=3600)
+    # A refresh token used again within this many seconds of its first use is taken for the
+    # same client's duplicate (refused only); later, for a replay (its whole login is ended).
+    auth_refresh_reuse_grace_s: float = Field(default=10.0, ge=0, le=300)
     first_admin_email: str | None = None
     first_admin_password: SecretStr | None = None
 

@@ -55,7 +55,7 @@ BearerClaims = Annotated[Claims, Depends(decode_access_token)]
 async def get_access_claims(request: Request, claims: BearerClaims) -> Claims:
     """A valid, unrevoked access token's claims (for endpoints about the token, not the user)."""
     revocations: RevocationList = request.app.state.revocations  # one, so its warnings are too
-    if await revocations.is_revoked(claims.jti):
+    if await revocations.is_revoked(claims):
         raise AuthenticationError("The token has been revoked.", code="token_revoked")
     return claims
 

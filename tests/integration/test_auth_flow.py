@@ -8,7 +8,7 @@ import asyncio
 import bcrypt
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -20,7 +20,7 @@ from reference_app.core.config import Settings
 from reference_app.core.mail import RecordingMailBackend
 from reference_app.main import create_app
 from reference_app.models.user import Role, User
-from tests.integration.conftest import AccountFactory
+from tests.integration.conftest import Account, AccountFactory, app_on_session
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
@@ -199,13 +199,15 @@ async def test_racing_refreshes_with_one_token_let_exactly_one_through(
     # The session is shared by the test client, so race only the Redis step: the revocation
     # (SET NX) decides which use wins.
     from patterns.security import TokenType
-    from patterns.security.revocation import RevocationList
+    from patterns.security.revocation import RevocationList, Rotation
 
     claims = app.state.tokens.decode(refresh, TokenType.REFRESH)
+    revocations = RevocationList(app.state.redis)
     results = await asyncio.gather(
-        *(RevocationList(app.state.redis).revoke_once(claims) for _ in range(20))
+        *(revocations.rotate(claims, grace_s=10, family_ttl_s=60) for _ in range(20))
     )
-    assert results.count(True) == 1
+    assert results.count(Rotation.ROTATED) == 1
+    assert results.count(Rotation.RACED) == 19  # a burst from one client: no family revoked
 
 
 async def test_logout_revokes_access_and_refresh_tokens(
@@ -468,3 +470,85 @@ async def test_login_normalises_the_email_as_registration_does(
     assert r.json()["email"] == "mixed.case@example.com"
     r = await client.post(LOGIN, data={"username": username, "password": "password-123"})
     assert r.status_code == 200, r.text
+
+
+# --- refresh token families: a replay ends the login ----------------------------------------
+
+
+async def _log_in(client: AsyncClient, account: Account) -> dict[str, str]:
+    return await _login(client, account.user.email, account.password)
+
+
+async def _refresh(client: AsyncClient, refresh_token: str) -> Response:
+    return await client.post(REFRESH, json={"refresh_token": refresh_token})
+
+
+async def test_a_replayed_refresh_token_ends_every_token_of_its_login(
+    settings: Settings,
+    db_engine: AsyncEngine,
+    db_session: AsyncSession,
+    redis_client: Redis,
+    make_account: AccountFactory,
+) -> None:
+    """The attacker copied the refresh token and rotated it first; the victim's later use of
+    the same token (past the grace window, here 0 s) ends the whole family: the attacker's new
+    pair too. Another login of the same user is another family and lives on."""
+    account = await make_account()
+    strict = settings.model_copy(update={"auth_refresh_reuse_grace_s": 0})
+    app = app_on_session(strict, db_engine, db_session, redis_client)
+    async with make_client(app, db_session) as c:
+        stolen = await _log_in(c, account)
+        other_device = await _log_in(c, account)
+        thief = (await _refresh(c, stolen["refresh_token"])).json()
+        replay = await _refresh(c, stolen["refresh_token"])
+        assert replay.status_code == 401
+        assert replay.json()["error"]["code"] == "refresh_token_reused"
+        assert (await c.get(ME, headers=_bearer(thief))).status_code == 401
+        r = await _refresh(c, thief["refresh_token"])
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "token_revoked"
+        assert (await c.get(ME, headers=_bearer(other_device))).status_code == 200
+        assert (await _refresh(c, other_device["refresh_token"])).status_code == 200
+
+
+async def test_a_reuse_within_the_grace_window_is_refused_without_ending_the_login(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    """A client that lost the refresh response and retried at once: the retry is refused, the
+    pair the first use returned keeps working (the default window is 10 s)."""
+    account = await make_account()
+    tokens = await _log_in(client, account)
+    rotated = (await _refresh(client, tokens["refresh_token"])).json()
+    retry = await _refresh(client, tokens["refresh_token"])
+    assert retry.status_code == 401
+    assert retry.json()["error"]["code"] == "token_revoked"
+    assert (await client.get(ME, headers=_bearer(rotated))).status_code == 200
+    assert (await _refresh(client, rotated["refresh_token"])).status_code == 200
+
+
+async def test_logout_ends_the_login_including_refresh_tokens_not_sent(
+    client: AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    first = await _log_in(client, account)
+    rotated = (await _refresh(client, first["refresh_token"])).json()
+    assert (await client.post(LOGOUT, headers=_bearer(rotated))).status_code == 204
+    r = await _refresh(client, rotated["refresh_token"])  # never sent to logout
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "token_revoked"
+    assert (await client.get(ME, headers=_bearer(first))).status_code == 401
+
+
+async def test_a_refresh_token_from_before_families_still_refreshes(
+    app: FastAPI, client: AsyncClient, make_account: AccountFactory
+) -> None:
+    """Tokens issued before the `fam` claim existed: rotated once as before, and the new pair
+    starts a family."""
+    account = await make_account()
+    legacy, claims = app.state.tokens.create(account.user.id, "refresh")
+    assert claims.family is None
+    r = await _refresh(client, legacy)
+    assert r.status_code == 200
+    new = app.state.tokens.decode(r.json()["refresh_token"], "refresh")
+    assert new.family is not None
+    assert (await _refresh(client, legacy)).status_code == 401

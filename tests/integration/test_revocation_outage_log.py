@@ -4,13 +4,22 @@ request (the probe saw 590 warnings in 10 s): `patterns.observability.repeated_w
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
 
+from patterns.security import Claims, TokenType
 from patterns.security.revocation import RevocationList
 
 LOGGER = "patterns.security.revocation"
+CLAIMS = Claims(
+    sub="1",
+    type=TokenType.ACCESS,
+    jti="some-jti",
+    iat=datetime(2026, 1, 1, tzinfo=UTC),
+    exp=datetime(2026, 1, 1, 0, 30, tzinfo=UTC),
+)
 
 
 async def test_an_outage_logs_one_skipped_check_warning_per_interval(
@@ -23,9 +32,9 @@ async def test_an_outage_logs_one_skipped_check_warning_per_interval(
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         for _ in range(590):  # ten seconds of authenticated requests
-            assert await revocations.is_revoked("some-jti") is False
+            assert await revocations.is_revoked(CLAIMS) is False
         now[0] = 30.0
-        assert await revocations.is_revoked("some-jti") is False
+        assert await revocations.is_revoked(CLAIMS) is False
 
     messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert len(messages) == 2

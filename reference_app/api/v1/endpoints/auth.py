@@ -15,7 +15,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from patterns.db import on_commit
 from patterns.errors import AuthenticationError, PermissionDeniedError, error_responses
 from patterns.security import TokenPair, TokenType
-from patterns.security.revocation import RevocationList
+from patterns.security.revocation import RevocationList, Rotation
 from reference_app.core.cache import CacheDep, user_tag
 from reference_app.core.deps import (
     AccessClaims,
@@ -100,23 +100,44 @@ async def login(
 
 @router.post("/refresh", response_model=TokenResponse, responses=error_responses(401, 422))
 async def refresh(body: RefreshRequest, session: SessionDep, request: Request) -> TokenResponse:
-    """Trade a refresh token for a new pair. The old refresh token is revoked (rotation): using
-    it twice fails, even when both attempts race. A refresh token issued before the user's
+    """Trade a refresh token for a new pair of the same login's family. The old refresh token
+    is used up (rotation): of racing uses exactly one succeeds. A use after the grace window
+    (`KIT_AUTH_REFRESH_REUSE_GRACE_S`) is a replay: the token was copied, so every token of the
+    family is revoked and the user logs in again. A refresh token issued before the user's
     password changed is refused, so a stolen one dies with the old password."""
-    claims = get_tokens(request).decode(body.refresh_token, TokenType.REFRESH)
+    tokens = get_tokens(request)
+    claims = tokens.decode(body.refresh_token, TokenType.REFRESH)
     user = await session.get(User, user_id_from_subject(claims.sub))
     if user is None or not user.is_active:
         raise AuthenticationError("The user is inactive or no longer exists.", code="user_inactive")
     check_credentials_version(claims, user.credentials_version)
-    if not await RevocationList(get_redis(request)).revoke_once(claims):
+    revocations = RevocationList(get_redis(request))  # fails closed: a 503 if Redis is down
+    if claims.family is not None and await revocations.is_family_revoked(claims.family):
         raise AuthenticationError("The token has been revoked.", code="token_revoked")
-    pair = get_tokens(request).create_pair(user.id, version=user.credentials_version)
+    rotation = await revocations.rotate(
+        claims,
+        grace_s=request.app.state.settings.auth_refresh_reuse_grace_s,
+        family_ttl_s=_refresh_lifetime_s(request),
+    )
+    if rotation is Rotation.REPLAYED:
+        raise AuthenticationError(
+            "This refresh token was already used; every session of this login has been ended.",
+            code="refresh_token_reused",
+        )
+    if rotation is Rotation.RACED:
+        raise AuthenticationError("The token has been revoked.", code="token_revoked")
+    pair = tokens.create_pair(user.id, version=user.credentials_version, family=claims.family)
     return _token_response(pair, request)
+
+
+def _refresh_lifetime_s(request: Request) -> int:
+    return int(get_tokens(request).ttl[TokenType.REFRESH].total_seconds())
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(401, 422))
 async def logout(claims: AccessClaims, request: Request, body: LogoutRequest | None = None) -> None:
-    """Revoke this access token (and the refresh token, if given) until they would expire.
+    """End this login: revoke this access token, the refresh token if given, and every token of
+    their family (the login and its rotations) until they would expire.
     A refresh token that is not valid or not the caller's refuses the whole request: nothing
     is revoked, so a 401 never leaves the caller logged out."""
     revoked = [claims]
@@ -125,4 +146,7 @@ async def logout(claims: AccessClaims, request: Request, body: LogoutRequest | N
         if refresh_claims.sub != claims.sub:
             raise AuthenticationError("The refresh token belongs to another user.")
         revoked.append(refresh_claims)
-    await RevocationList(get_redis(request)).revoke(*revoked)
+    # The family too: the login's refresh tokens die even if the client did not send them.
+    await RevocationList(get_redis(request)).revoke(
+        *revoked, family_ttl_s=_refresh_lifetime_s(request)
+    )
