@@ -193,7 +193,7 @@ class TokenService:
         if type(version) is not int or not 0 <= version <= INT32_MAX:
             raise _invalid()
         family = payload.get("fam")  # absent in tokens issued before families existed
-        if family is not None and (not isinstance(family, str) or not 0 < len(family) <= 64):
+        if "fam" in payload and (not isinstance(family, str) or not 0 < len(family) <= 64):
             raise _invalid()
         return Claims(
             sub=sub,

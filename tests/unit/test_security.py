@@ -156,6 +156,23 @@ def test_a_malformed_credentials_version_is_an_invalid_token(
     assert info.value.error_code == "token_invalid"
 
 
+@pytest.mark.parametrize("fam", [123, "", "f" * 65, ["a"], None], ids=repr)
+def test_a_malformed_family_is_an_invalid_token(tokens: TokenService, fam: object) -> None:
+    token = _signed(tokens, fam=fam)
+    with pytest.raises(AuthenticationError) as info:
+        tokens.decode(token, TokenType.ACCESS)
+    assert info.value.error_code == "token_invalid"
+
+
+def test_a_pair_shares_a_new_family_and_a_refresh_keeps_it(tokens: TokenService) -> None:
+    login = tokens.create_pair(1)
+    assert login.access.family == login.refresh.family is not None
+    assert tokens.create_pair(1).access.family != login.access.family  # another login
+    rotated = tokens.create_pair(1, family=login.refresh.family)
+    decoded = tokens.decode(rotated.refresh_token, TokenType.REFRESH)
+    assert decoded.family == login.refresh.family
+
+
 def test_a_version_out_of_range_is_refused_at_issue(tokens: TokenService) -> None:
     with pytest.raises(ValueError, match="version"):
         tokens.create(1, TokenType.ACCESS, version=-1)
