@@ -53,6 +53,7 @@ class AppError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "Internal server error."
+    default_headers: ClassVar[Mapping[str, str]] = {}  # a subclass's, merged under the caller's
 
     def __init__(
         self,
@@ -65,7 +66,7 @@ class AppError(Exception):
         self.message = message or self.default_message
         self.error_code = code or self.code
         self.details = [dict(d) for d in details] if details is not None else None
-        self.headers = dict(headers) if headers else None
+        self.headers = {**self.default_headers, **(headers or {})} or None
         super().__init__(self.message)
 
 
@@ -135,21 +136,7 @@ class ServiceUnavailableError(AppError):
     status_code = 503
     code = "service_unavailable"
     default_message = "A service this request needs is unavailable."
-
-    def __init__(
-        self,
-        message: str | None = None,
-        *,
-        code: str | None = None,
-        details: Sequence[Mapping[str, Any]] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            message,
-            code=code,
-            details=details,
-            headers={"Retry-After": str(RETRY_AFTER_S), **(headers or {})},
-        )
+    default_headers: ClassVar[Mapping[str, str]] = {"Retry-After": str(RETRY_AFTER_S)}
 
 
 _STATUS_CODES: dict[int, str] = {
