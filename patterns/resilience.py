@@ -35,8 +35,8 @@ class CircuitBreaker:
     """Open for `open_for` seconds after a failure. Then half-open: one connection, the first to
     ask, tries the server, while the others keep failing at once; its success closes the circuit,
     its failure opens it again. Without that single trial every request in flight when the
-    window ends would wait out the socket timeout together (an outside probe saw all clients
-    stall ~1 s every ~3 s against a paused Redis).
+    window ends would wait out the socket timeout together (against a paused Redis, all clients
+    stalled ~1 s every ~3 s).
 
     `check(owner)` before I/O (raises `ConnectionError` when refused), `record_success()` after
     an answer, `record_failure(exc)` after a connection error or timeout. A trial whose owner
