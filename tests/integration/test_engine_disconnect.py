@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -160,25 +160,36 @@ async def test_a_backend_terminated_mid_statement_is_a_disconnect(scratch_databa
         await engine.dispose()
 
 
-async def test_a_request_whose_connection_is_killed_gets_503_not_500(
-    scratch_database: str, redis_client: Redis
+async def _assert_503(
+    database_url: str,
+    redis: Redis,
+    path: str,
+    endpoint: Callable[..., Awaitable[None]] | None = None,
 ) -> None:
-    settings = Settings(env="test", database_url=scratch_database, redis_url="redis://unused")
-    database = Database.from_url(scratch_database, pool_size=2, max_overflow=0)
-    app = create_app(settings, database=database, redis=redis_client)
-
-    @app.get("/killed")
-    async def killed(session: AsyncSession = Depends(get_db)) -> None:
-        await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
-
+    """GET `path` on the app over `database_url` (with `endpoint` added there, if given): the
+    outage answer, 503 with Retry-After in the envelope."""
+    settings = Settings(env="test", database_url=database_url, redis_url="redis://unused")
+    database = Database.from_url(database_url, pool_size=1, max_overflow=0)
+    app = create_app(settings, database=database, redis=redis)
+    if endpoint is not None:
+        app.get(path)(endpoint)
     try:
         async with make_client(app, raise_app_exceptions=False) as c:
-            r = await c.get("/killed")
+            r = await c.get(path)
         assert r.status_code == 503, r.text
         assert r.headers["Retry-After"] == "1"
         assert r.json()["error"]["code"] == "service_unavailable"
     finally:
         await database.dispose()
+
+
+async def test_a_request_whose_connection_is_killed_gets_503_not_500(
+    scratch_database: str, redis_client: Redis
+) -> None:
+    async def killed(session: AsyncSession = Depends(get_db)) -> None:
+        await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    await _assert_503(scratch_database, redis_client, "/killed", killed)
 
 
 async def _refusing_server(state: str, message: str) -> AsyncIterator[int]:
@@ -243,14 +254,4 @@ async def test_a_request_while_the_server_refuses_connections_gets_503(
     refusing_database: tuple[str, str], redis_client: Redis
 ) -> None:
     url, _ = refusing_database
-    settings = Settings(env="test", database_url=url, redis_url="redis://unused")
-    database = Database.from_url(url, pool_size=1, max_overflow=0)
-    app = create_app(settings, database=database, redis=redis_client)
-    try:
-        async with make_client(app, raise_app_exceptions=False) as c:
-            r = await c.get("/api/v1/items")
-        assert r.status_code == 503, r.text
-        assert r.headers["Retry-After"] == "1"
-        assert r.json()["error"]["code"] == "service_unavailable"
-    finally:
-        await database.dispose()
+    await _assert_503(url, redis_client, "/api/v1/items")

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI, HTTPException
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, Response
 from pydantic import BaseModel, Field
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -170,6 +170,13 @@ def _failing_app(exc: Exception) -> FastAPI:
     return app
 
 
+async def _work(exc: Exception) -> Response:
+    """The response a client gets when `/work` raises `exc`."""
+    transport = ASGITransport(app=_failing_app(exc), raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://t") as c:
+        return await c.get("/work")
+
+
 @pytest.mark.parametrize(
     "exc",
     [
@@ -192,9 +199,7 @@ def _failing_app(exc: Exception) -> FastAPI:
     ],
 )
 async def test_a_backing_service_outage_is_a_503_to_retry_not_a_500(exc: Exception) -> None:
-    transport = ASGITransport(app=_failing_app(exc), raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://t") as c:
-        r = await c.get("/work")
+    r = await _work(exc)
     assert r.status_code == 503
     assert _envelope(r.json())["code"] == "service_unavailable"
     assert r.headers["Retry-After"] == "1"
@@ -203,9 +208,7 @@ async def test_a_backing_service_outage_is_a_503_to_retry_not_a_500(exc: Excepti
 
 async def test_a_database_error_that_is_not_an_outage_stays_a_500() -> None:
     exc = sa_exc.IntegrityError("INSERT", {}, Exception("duplicate key"))
-    transport = ASGITransport(app=_failing_app(exc), raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://t") as c:
-        r = await c.get("/work")
+    r = await _work(exc)
     assert r.status_code == 500
     assert "duplicate" not in r.text
 
@@ -226,9 +229,7 @@ class _DriverError(Exception):
     ids=["deadlock", "serialization", "stale-data"],
 )
 async def test_a_write_that_lost_to_a_concurrent_one_is_a_409_to_retry(exc: Exception) -> None:
-    transport = ASGITransport(app=_failing_app(exc), raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://t") as c:
-        r = await c.get("/work")
+    r = await _work(exc)
     assert r.status_code == 409
     assert _envelope(r.json())["code"] == "write_conflict"
     assert "items" not in r.text
