@@ -154,12 +154,15 @@ class CRUDBase(Generic[ModelT, CreateT, UpdateT]):
         *,
         schema: type[S],
         filters: FilterSet | None = None,
+        where: Iterable[ColumnElement[bool]] = (),
         order_by: Sequence[ColumnElement[Any] | QueryableAttribute[Any]] = (),
         options: Iterable[ORMOption] = (),
     ) -> Page[S]:
-        """A `Page` of `schema` items: a count and one window (two statements plus any
-        `selectinload` options)."""
-        stmt = self._filtered(filters).order_by(*order_by, self.id_column).options(*options)
+        """A `Page` of `schema` items: a count and one window (two statements plus one per
+        `selectinload` option). `where`: criteria the server adds (the caller's own rows);
+        `order_by` comes before the id, which makes the order stable."""
+        stmt = self._filtered(filters).where(*where)
+        stmt = stmt.order_by(*order_by, self.id_column).options(*options)
         return await paginate(session, stmt, params, schema=schema)
 
     async def get_keyset_page(

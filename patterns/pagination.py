@@ -40,6 +40,7 @@ from sqlalchemy.orm import QueryableAttribute
 
 from patterns.errors import ValidationFailedError
 from patterns.filtering import coerce_column_value
+from patterns.validation import INT32_MAX
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -66,7 +67,7 @@ S = TypeVar("S", bound=BaseModel)
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-MAX_SKIP = 2**31 - 1  # every integer that reaches SQL is bounded
+MAX_SKIP = INT32_MAX  # every integer that reaches SQL is bounded
 MAX_CURSOR_LENGTH = 1024
 
 

@@ -125,7 +125,7 @@ def _create_admin(args: argparse.Namespace) -> int:
 
     from patterns.db import session_scope
     from patterns.security import PasswordHasher
-    from reference_app.crud import user as user_crud
+    from reference_app.services.users import ensure_admin
 
     settings = get_settings()
     email = args.email or settings.first_admin_email
@@ -143,7 +143,7 @@ def _create_admin(args: argparse.Namespace) -> int:
 
     async def run(database: Database) -> bool:
         async with session_scope(database.sessionmaker) as session:
-            return await user_crud.ensure_admin(session, email, password, PasswordHasher())
+            return await ensure_admin(session, PasswordHasher(), email, password)
 
     created = _on_database(settings, run)
     print(f"admin {email} {'created' if created else 'already exists (left unchanged)'}")

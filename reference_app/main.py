@@ -19,25 +19,21 @@ from patterns.observability.metrics import mark_process_dead_if_multiprocess
 from patterns.observability.middleware import install_observability
 from patterns.observability.request_id import RequestIdMiddleware
 from patterns.security import PasswordHasher
-from patterns.security.principals import PrincipalCache
-from patterns.security.revocation import RevocationList
 from patterns.validation import BodySizeLimitMiddleware
 from reference_app.api import health
 from reference_app.api.v1.api import api_router
-from reference_app.core.cache import make_cache
 from reference_app.core.celery_app import create_celery_app
 from reference_app.core.config import Settings, get_settings
 from reference_app.core.errors import install_app_error_handlers
 from reference_app.core.logging import setup_logging
 from reference_app.core.mail import LoggingMailBackend
 from reference_app.core.metrics import HTTP_METRICS
-from reference_app.core.principals import Principals
 from reference_app.core.redis import make_redis
 from reference_app.core.security import make_token_service
+from reference_app.core.state import AppState, RedisParts
 from reference_app.core.warmup import warm_cache
-from reference_app.crud import user as user_crud
-from reference_app.schemas.user import Principal
-from reference_app.worker.embedded import embedded_worker
+from reference_app.services.users import ensure_admin
+from reference_app.worker.embedded import memory_broker_worker
 
 logger = logging.getLogger("reference_app")
 
@@ -49,16 +45,17 @@ def _ensure_sqlite_dir(url: str) -> None:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-async def _ensure_first_admin(app: FastAPI, settings: Settings) -> None:
+async def _ensure_first_admin(state: AppState) -> None:
     """`KIT_FIRST_ADMIN_EMAIL`/`_PASSWORD`: an admin created idempotently at start-up."""
+    settings = state.settings
     if not (settings.first_admin_email and settings.first_admin_password):
         return
-    async with session_scope(app.state.database.sessionmaker) as session:
-        created = await user_crud.ensure_admin(
+    async with session_scope(state.database.sessionmaker) as session:
+        created = await ensure_admin(
             session,
+            state.passwords,
             settings.first_admin_email,
             settings.first_admin_password.get_secret_value(),
-            app.state.passwords,
         )
     if created:
         logger.info("first admin created", extra={"email": settings.first_admin_email})
@@ -67,7 +64,7 @@ async def _ensure_first_admin(app: FastAPI, settings: Settings) -> None:
 FIRST_ADMIN_RETRY_MAX_S = 30.0
 
 
-async def _start_first_admin(app: FastAPI, settings: Settings) -> asyncio.Task[None] | None:
+async def _start_first_admin(state: AppState) -> asyncio.Task[None] | None:
     """Ensure the first admin now; if the database is unreachable, keep trying in the background.
 
     A server that starts before its database (a restart, compose without health checks) comes
@@ -75,21 +72,21 @@ async def _start_first_admin(app: FastAPI, settings: Settings) -> asyncio.Task[N
     exit. Any other failure (an unmigrated database, say) still stops the start-up.
     """
     try:
-        await _ensure_first_admin(app, settings)
+        await _ensure_first_admin(state)
         return None
     except Exception as exc:
         if not is_unavailable(exc):
             raise
         logger.warning("first admin not ensured yet: database unavailable (%s)", type(exc).__name__)
-    return asyncio.create_task(_retry_first_admin(app, settings))
+    return asyncio.create_task(_retry_first_admin(state))
 
 
-async def _retry_first_admin(app: FastAPI, settings: Settings) -> None:
+async def _retry_first_admin(state: AppState) -> None:
     delay = 1.0
     while True:
         await asyncio.sleep(delay)
         try:
-            await _ensure_first_admin(app, settings)
+            await _ensure_first_admin(state)
         except Exception as exc:
             if not is_unavailable(exc):
                 logger.exception("first admin not created")
@@ -118,18 +115,6 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def _use_redis(app: FastAPI, redis: Redis, settings: Settings) -> None:
-    """Everything that lives in Redis: the client, the response cache, user snapshots."""
-    app.state.redis = redis
-    app.state.cache = make_cache(redis)
-    revocations = RevocationList(redis, fail_open=settings.auth_revocation_fail_open)
-    app.state.revocations = revocations
-    principals: Principals = PrincipalCache(
-        redis, revocations, Principal, ttl=settings.auth_principal_ttl_s
-    )
-    app.state.principals = principals
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -141,12 +126,25 @@ def create_app(
     settings = settings or get_settings()
     setup_logging(settings)
 
+    state = AppState(
+        settings=settings,
+        tokens=make_token_service(settings),
+        passwords=PasswordHasher(),
+        mailer=LoggingMailBackend(),
+        # Publishes this app's tasks to the broker its settings name; opens no connection.
+        celery=create_celery_app(settings),
+    )
+    if database is not None:
+        state.database = database
+    if redis is not None:
+        state.redis = RedisParts.build(redis, settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned_db = owned_redis = None
         if database is None:
             _ensure_sqlite_dir(settings.database_url)
-            owned_db = app.state.database = Database.from_url(
+            owned_db = state.database = Database.from_url(
                 settings.database_url,
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_max_overflow,
@@ -154,23 +152,23 @@ def create_app(
             )
         if redis is None:
             owned_redis = make_redis(settings)
-            _use_redis(app, owned_redis, settings)
-        first_admin = app.state.first_admin_retry = await _start_first_admin(app, settings)
+            state.redis = RedisParts.build(owned_redis, settings)
+        first_admin = state.first_admin_retry = await _start_first_admin(state)
         if settings.cache_warm_on_startup:
-            await warm_cache(app)
+            await warm_cache(state)
         if database is None and redis is None:
             _freeze_startup_objects()
         background = ExitStack()
         try:
             # No broker configured: tasks run on a worker thread here (reference_app.worker).
-            app.state.embedded_worker = background.enter_context(embedded_worker(app.state.celery))
+            state.embedded_worker = background.enter_context(memory_broker_worker(state.celery))
             yield
         finally:
             if first_admin is not None:
                 first_admin.cancel()
             background.close()
-            app.state.celery.close()
-            app.state.cache.close()
+            state.celery.close()
+            state.redis.cache.close()
             if owned_redis is not None:
                 await owned_redis.aclose()
             if owned_db is not None:
@@ -184,17 +182,7 @@ def create_app(
         openapi_url=f"{settings.api_v1_prefix}/openapi.json",
         docs_url="/docs",
     )
-    app.state.settings = settings
-    app.state.tokens = make_token_service(settings)
-    app.state.passwords = PasswordHasher()
-    app.state.mailer = LoggingMailBackend()
-    # Publishes this app's tasks (`enqueue_process_order(..., app=request.app.state.celery)`)
-    # to the broker its settings name; building it opens no connection.
-    app.state.celery = create_celery_app(settings)
-    if database is not None:
-        app.state.database = database
-    if redis is not None:
-        _use_redis(app, redis, settings)
+    app.state.kit = state
     install_error_handlers(app)
     install_app_error_handlers(app)
     # After the error handlers (their types are recorded), before the request-id middleware

@@ -12,14 +12,15 @@ from decimal import Decimal
 from typing import Any
 
 from rich.progress import Progress
-from sqlalchemy import func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from patterns.db import session_scope
 from patterns.security import PasswordHasher
-from reference_app.models.item import Inventory, Item
+from reference_app.crud.item import inventories
+from reference_app.crud.item import items as catalog
+from reference_app.crud.user import users as accounts
+from reference_app.models.item import Item
 from reference_app.models.user import Role, User
 
 GUIDE_USER = ("test@example.com", "testpass123")  # the guide's load test logs in with these
@@ -48,8 +49,6 @@ def item_row(i: int, owner_id: int) -> dict[str, Any]:
 
 
 async def _ensure_users(session: AsyncSession, users: int, hasher: PasswordHasher) -> list[int]:
-    dialect = session.get_bind().dialect.name
-    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
     demo_hash = await hasher.hash_async(DEMO_PASSWORD)
     rows = [
         {"email": GUIDE_USER[0], "hashed_password": await hasher.hash_async(GUIDE_USER[1]),
@@ -63,7 +62,7 @@ async def _ensure_users(session: AsyncSession, users: int, hasher: PasswordHashe
          "role": Role.USER.value}
         for i in range(1, users + 1)
     ]  # fmt: skip
-    await session.execute(upsert(User).on_conflict_do_nothing(index_elements=[User.email]), rows)
+    await accounts.insert_missing(session, rows)
     emails = [r["email"] for r in rows]
     ids = await session.scalars(select(User.id).where(User.email.in_(emails)).order_by(User.id))
     return list(ids)
@@ -99,10 +98,9 @@ async def seed(
                 item_row(i, demo_owner_ids[i % len(demo_owner_ids)]) for i in range(start, stop)
             ]
             async with session_scope(sessionmaker) as session:
-                ids = list(await session.scalars(insert(Item).returning(Item.id), rows))
-                await session.execute(
-                    insert(Inventory), [{"item_id": i, "quantity": DEMO_STOCK} for i in ids]
-                )
+                created = await catalog.bulk_create(session, rows)
+                stock = [{"item_id": item.id, "quantity": DEMO_STOCK} for item in created]
+                await inventories.bulk_create(session, stock)
             added += len(rows)
             bar.advance(task, len(rows))
     return {"users": users_after - users_before, "items": added}

@@ -8,8 +8,10 @@ from patterns.db.base import NAMING_CONVENTION, IdMixin, TimestampMixin, UTCDate
 from patterns.db.engine import (
     Database,
     async_url,
+    conflict_insert,
     is_sqlite,
     make_async_engine,
+    sqlite_pragmas,
     sync_url,
 )
 from patterns.db.queries import QueryCounter, count_queries
@@ -23,11 +25,13 @@ __all__ = [
     "TimestampMixin",
     "UTCDateTime",
     "async_url",
+    "conflict_insert",
     "count_queries",
     "is_sqlite",
     "make_async_engine",
     "on_commit",
     "session_scope",
+    "sqlite_pragmas",
     "sync_url",
     "utcnow",
 ]

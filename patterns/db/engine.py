@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -44,7 +45,19 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def conflict_insert(session: AsyncSession, model: Any) -> postgresql.Insert:
+    """`INSERT … ON CONFLICT` for the session's backend: PostgreSQL's and SQLite's constructs
+    have the same `on_conflict_do_nothing`/`on_conflict_do_update`/`excluded` API, but each
+    renders only on its own dialect."""
+    if session.get_bind().dialect.name == "sqlite":
+        return cast(postgresql.Insert, sqlite.insert(model))
+    return postgresql.insert(model)
+
+
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """A SQLite connection's settings, on every new connection (`event.listen(engine,
+    "connect", sqlite_pragmas)`): foreign keys enforced, as PostgreSQL does; WAL, so readers
+    do not wait for the writer; and a writer waits up to 5 s for the lock instead of failing."""
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
@@ -124,7 +137,7 @@ def make_async_engine(
     u = async_url(url)
     if u.get_backend_name() == "sqlite":
         engine = create_async_engine(u, echo=echo)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     engine = create_async_engine(
         u,

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from fastapi import FastAPI
@@ -94,7 +94,7 @@ async def load(version: ModuleType, sync_engine: Engine, async_engine: AsyncEngi
     app = FastAPI()
     app.include_router(version.router)
     app.state.sync_sessions = sessionmaker(sync_engine)
-    app.state.database = Database(async_engine)
+    app.state.kit = SimpleNamespace(database=Database(async_engine))  # what SessionDep reads
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://pf007") as client:
 
         async def one() -> float:

@@ -1,4 +1,4 @@
-"""PF010 right: the kit's `enqueue_process_order` (`patterns.tasks.send_after_commit`): the task
+"""PF010 right: what the kit's order service does (`patterns.tasks.send_after_commit`): the task
 is published once the transaction has committed, and never for a rollback (guide: "Order
 Processing Flow")."""
 
@@ -10,8 +10,9 @@ from decimal import Decimal
 from celery import Celery
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from patterns.tasks import send_after_commit
 from reference_app.models import Order, Payment
-from reference_app.worker.enqueue import enqueue_process_order
+from reference_app.worker.tasks import PROCESS_ORDER
 
 
 async def place_order(session: AsyncSession, celery: Celery, user_id: int, total: Decimal) -> int:
@@ -20,5 +21,5 @@ async def place_order(session: AsyncSession, celery: Celery, user_id: int, total
     session.add(order)
     await session.flush()
     # Registered on the session: the session scope publishes it after COMMIT, drops it on ROLLBACK.
-    enqueue_process_order(session, order.id, countdown=0, app=celery)
+    send_after_commit(session, celery.signature(PROCESS_ORDER), args=(order.id,), countdown=0)
     return order.id

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from patterns.errors import ServiceUnavailableError, error_responses
+from reference_app.core.state import app_state
 
 router = APIRouter(prefix="/health", tags=["health"])
 CHECK_TIMEOUT_S = 2.0
@@ -27,12 +28,12 @@ async def live() -> HealthStatus:
 
 
 async def _check_database(request: Request) -> None:
-    async with request.app.state.database.engine.connect() as conn:
+    async with app_state(request.app).database.engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
 
 
 async def _check_redis(request: Request) -> None:
-    await request.app.state.redis.ping()
+    await app_state(request.app).redis.client.ping()
 
 
 @router.get("/ready", response_model=HealthStatus, responses=error_responses(503))

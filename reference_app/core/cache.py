@@ -7,9 +7,6 @@ profile (per principal, Redis only, so a user always sees their own change on th
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from patterns.cache import Cache, CacheSpec
@@ -30,13 +27,3 @@ def user_tag(user_id: int) -> str:
 
 def make_cache(redis: Redis) -> Cache:
     return Cache(redis, prefix="kit", hits=CACHE_HITS, misses=CACHE_MISSES)
-
-
-async def get_cache(request: Request) -> Cache:
-    # async although it awaits nothing: FastAPI runs a plain `def` dependency in its thread
-    # pool, a thread hop on every request for an attribute lookup (docs/performance.md).
-    cache: Cache = request.app.state.cache
-    return cache
-
-
-CacheDep = Annotated[Cache, Depends(get_cache)]

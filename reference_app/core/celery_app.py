@@ -38,7 +38,7 @@ from celery import Celery
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
-from patterns.db import is_sqlite, sync_url
+from patterns.db import is_sqlite, sqlite_pragmas, sync_url
 from patterns.observability.celery import connect_celery_observability
 from patterns.tasks import MEMORY_DRAIN_SLICE_S, MEMORY_TRANSPORT, RetryPolicy
 from reference_app.core.config import Settings, get_settings
@@ -118,19 +118,12 @@ def uses_memory_broker(settings: Settings) -> bool:
     return settings.broker_url.startswith("memory://")
 
 
-def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
-
-
 def make_worker_engine(database_url: str) -> Engine:
     """A sync engine (psycopg 3 / pysqlite) for task code, on the API's models."""
     url = sync_url(database_url)
     if is_sqlite(database_url):
         engine = create_engine(url)
-        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "connect", sqlite_pragmas)
         return engine
     return create_engine(
         url,

@@ -19,7 +19,7 @@ from patterns.db.session import session_scope
 
 
 def get_database(request: Request) -> Database:
-    db: Database = request.app.state.database
+    db: Database = request.app.state.kit.database
     return db
 
 

@@ -3,14 +3,21 @@
 The guide decodes with python-jose and compares the `sub` string to an integer column; here the
 access token is verified by `TokenService` (pinned algorithm, required claims, type `access`),
 checked against the revocation list, and the user must still exist, be active, and not have
-changed their password since the token was issued (the token's `ver` is older than the user's
+changed their password since the token was issued (the token's `ver` is not the user's
 `credentials_version`: 401 `credentials_changed`). 401 means "who are you?"; 403 (from
 `require_roles`) means "not you".
 
 Who the user is comes from a snapshot cached in Redis for a short time
-(`reference_app.core.principals`), asked for in the same round trip as the revocation check, so
-an authenticated read whose answer is cached touches no database. Endpoints that change the
-user's own row take `CurrentUserRecord`, the ORM object, loaded and checked again.
+(`patterns.security.principals`), asked for in the same round trip as the revocation check, so
+an authenticated read whose answer is cached touches no database. The services that change a
+user drop that snapshot themselves after their commit (`reference_app/services/users.py`); a
+change made behind the app's back (SQL by hand, a script) shows within the snapshot's TTL
+(`KIT_AUTH_PRINCIPAL_TTL_S`). Endpoints that change the user's own row take
+`CurrentUserRecord`, the ORM object, loaded and checked again.
+
+Every dependency here is `async def`: FastAPI runs a plain `def` dependency on its thread pool,
+a thread hop per request, and the token service's memo of verified tokens would then be
+changed from several threads at once.
 """
 
 from __future__ import annotations
@@ -18,22 +25,16 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 
 from patterns.errors import AuthenticationError
 from patterns.rbac import make_require_roles
 from patterns.security import Claims, TokenType
-from patterns.security.revocation import RevocationList
 from patterns.validation import INT32_MAX
 from reference_app.core.db import SessionDep
-from reference_app.core.principals import (
-    forget_changes_on_commit,
-    get_principals,
-    load_principal,
-)
-from reference_app.core.security import get_tokens
-from reference_app.models.user import Role, User
+from reference_app.core.state import AppState, CacheDep, StateDep
+from reference_app.models.user import STAFF_ROLES, Role, User
 from reference_app.schemas.user import Principal
 
 # auto_error=False: a missing token becomes our own 401 in the error envelope.
@@ -42,20 +43,19 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=F
 BearerToken = Annotated[str | None, Depends(oauth2_scheme)]
 
 
-def decode_access_token(request: Request, token: BearerToken) -> Claims:
+async def decode_access_token(state: StateDep, token: BearerToken) -> Claims:
     """The bearer token's verified claims (no Redis, no database; once per request)."""
     if not token:
         raise AuthenticationError("Not authenticated.")
-    return get_tokens(request).decode(token, TokenType.ACCESS)
+    return state.tokens.decode(token, TokenType.ACCESS)
 
 
 BearerClaims = Annotated[Claims, Depends(decode_access_token)]
 
 
-async def get_access_claims(request: Request, claims: BearerClaims) -> Claims:
+async def get_access_claims(state: StateDep, claims: BearerClaims) -> Claims:
     """A valid, unrevoked access token's claims (for endpoints about the token, not the user)."""
-    revocations: RevocationList = request.app.state.revocations  # one, so its warnings are too
-    if await revocations.is_revoked(claims):
+    if await state.redis.checks.is_revoked(claims):
         raise AuthenticationError("The token has been revoked.", code="token_revoked")
     return claims
 
@@ -94,24 +94,24 @@ def _user_inactive() -> AuthenticationError:
     return AuthenticationError("The user is inactive.", code="user_inactive")
 
 
-async def get_current_user(
-    request: Request, session: SessionDep, claims: BearerClaims
-) -> Principal:
+async def get_current_user(session: SessionDep, state: StateDep, claims: BearerClaims) -> Principal:
     """The token's user: one Redis round trip (revoked? cached snapshot?), the database only
-    when the snapshot is not cached."""
+    when the snapshot is not cached. Inactive users are cached too: their next request is
+    refused without a database read."""
     user_id = user_id_from_subject(claims.sub)
-    principals = get_principals(request)
+    principals = state.redis.principals
     revoked, principal = await principals.lookup(claims, str(user_id))
     if revoked:
         raise AuthenticationError("The token has been revoked.", code="token_revoked")
     if principal is None:
-        principal = await load_principal(session, principals, user_id)
-        if principal is None:
+        user = await session.get(User, user_id)
+        if user is None:
             raise _user_not_found()
+        principal = Principal.model_validate(user)
+        await principals.store(str(user_id), principal)
     if not principal.is_active:
         raise _user_inactive()
     check_credentials_version(claims, principal.credentials_version)
-    forget_changes_on_commit(session, principals)
     return principal
 
 
@@ -135,15 +135,18 @@ async def get_current_user_record(
 CurrentUserRecord = Annotated[User, Depends(get_current_user_record)]
 require_roles = make_require_roles(get_current_user)
 AdminUser = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
-StaffUser = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER))]
+StaffUser = Annotated[Principal, Depends(require_roles(*STAFF_ROLES))]
 
 __all__ = [
     "AccessClaims",
     "AdminUser",
+    "AppState",
+    "CacheDep",
     "CurrentUser",
     "CurrentUserRecord",
     "SessionDep",
     "StaffUser",
+    "StateDep",
     "get_current_user",
     "require_roles",
 ]

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from celery import Celery
-
-from patterns.observability.celery import connect_celery_observability
 from patterns.observability.logging import configure_logging
 from reference_app.core.config import Settings, get_settings
-from reference_app.core.metrics import TASK_OUTCOMES
 
 
 def wants_json(settings: Settings) -> bool:
@@ -21,14 +15,4 @@ def setup_logging(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     configure_logging(
         level=settings.log_level, json=wants_json(settings), log_file=settings.log_file
-    )
-
-
-def instrument_celery(celery_app: Celery, settings: Settings | None = None) -> Callable[[], None]:
-    """Request ids in task headers, task-bound log context, outcome counts, and the worker's
-    logging set up from the same settings as the API's."""
-    return connect_celery_observability(
-        celery_app,
-        task_outcomes=TASK_OUTCOMES,
-        configure_logging=lambda: setup_logging(settings),
     )

@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 from fastapi import Depends, Request
+from redis.asyncio import Redis
 
 from patterns.rate_limit import Rate, RateLimit, client_ip
 from reference_app.core.metrics import RATE_LIMIT_REJECTIONS
-from reference_app.core.redis import get_redis
+from reference_app.core.state import app_state
 
 
 def _setting(name: str) -> object:
     def rate(request: Request) -> Rate:
-        return Rate.parse(getattr(request.app.state.settings, f"rate_limit_{name}"))
+        return Rate.parse(getattr(app_state(request.app).settings, f"rate_limit_{name}"))
 
     return rate
 
 
 def _fail_open(request: Request) -> bool:
-    return bool(request.app.state.settings.rate_limit_fail_open)
+    return bool(app_state(request.app).settings.rate_limit_fail_open)
+
+
+def _redis(request: Request) -> Redis:
+    return app_state(request.app).redis.client
 
 
 def _limit(name: str) -> RateLimit:
     return RateLimit(
         name,
         rate=_setting(name),  # type: ignore[arg-type]
-        redis=get_redis,
+        redis=_redis,
         key=client_ip,
         fail_open=_fail_open,
         on_reject=lambda limit: RATE_LIMIT_REJECTIONS.labels(limit=limit).inc(),

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, Request
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -36,11 +33,3 @@ def make_redis(settings: Settings, *, breaker: CircuitBreaker | None = None) -> 
         retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
     )
     return Redis.from_pool(pool)
-
-
-def get_redis(request: Request) -> Redis:
-    client: Redis = request.app.state.redis
-    return client
-
-
-RedisDep = Annotated[Redis, Depends(get_redis)]

@@ -1,12 +1,10 @@
-"""The app's password hasher and token service, built from settings once per app."""
+"""The app's token service, built from settings once per app (guide: "JWT Authentication")."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import Request
-
-from patterns.security import PasswordHasher, TokenService
+from patterns.security import TokenService
 from reference_app.core.config import Settings
 
 
@@ -22,13 +20,3 @@ def make_token_service(settings: Settings) -> TokenService:
         # checked in Redis on every request.
         verified_cache_size=4096,
     )
-
-
-def get_tokens(request: Request) -> TokenService:
-    tokens: TokenService = request.app.state.tokens
-    return tokens
-
-
-def get_passwords(request: Request) -> PasswordHasher:
-    hasher: PasswordHasher = request.app.state.passwords
-    return hasher

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
 from sqlalchemy import select
 
 from patterns.cache import Cache, WarmEntry, WarmReport
 from patterns.db import Database
 from reference_app.core.cache import FEATURED, FEATURED_LIMIT, FEATURED_TAG, PROFILE, user_tag
-from reference_app.crud.profile import featured_items, load_profile
+from reference_app.core.state import AppState
+from reference_app.crud.item import items
 from reference_app.models.user import User
 from reference_app.schemas.item import ItemResponse
 from reference_app.schemas.profile import ProfileResponse
 from reference_app.schemas.user import UserResponse
+from reference_app.services.users import load_profile
 
 logger = logging.getLogger("reference_app.cache")
 
@@ -25,7 +26,7 @@ async def warm(database: Database, cache: Cache, *, profiles: int = 0) -> WarmRe
     async with database.sessionmaker() as session:
 
         async def featured() -> list[ItemResponse]:
-            rows = await featured_items(session, FEATURED_LIMIT)
+            rows = await items.featured(session, FEATURED_LIMIT)
             return [ItemResponse.model_validate(i) for i in rows]
 
         entries = [
@@ -63,10 +64,10 @@ async def warm(database: Database, cache: Cache, *, profiles: int = 0) -> WarmRe
         return await cache.warm(entries)
 
 
-async def warm_cache(app: FastAPI) -> None:
+async def warm_cache(state: AppState) -> None:
     """Start-up warming: never fatal (an empty or unmigrated database just warms nothing)."""
     try:
-        report = await warm(app.state.database, app.state.cache)
+        report = await warm(state.database, state.redis.cache)
     except Exception as exc:
         logger.warning("cache warm-up skipped: %s", type(exc).__name__)
         return

@@ -20,6 +20,10 @@ class Role(enum.StrEnum):
     USER = "user"
 
 
+# The roles that manage the catalog and read every order.
+STAFF_ROLES = (Role.ADMIN, Role.MANAGER)
+
+
 class User(Model):
     __tablename__ = "users"
     __table_args__ = (

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from patterns.validation import NoNul
-from reference_app.models.user import Role
+from reference_app.models.user import STAFF_ROLES, Role
 
 PASSWORD_MIN_LENGTH = 8
 # Bounded: argon2 cost grows with input, and bcrypt (legacy hashes) refuses more than 72 bytes.
@@ -104,6 +104,11 @@ class Principal(UserResponse):
     def roles(self) -> frozenset[Role]:
         """The guide checks `role in current_user.roles`; one role per user here."""
         return frozenset({self.role})
+
+    @property
+    def is_staff(self) -> bool:
+        """A manager or an admin: may change any item and read any order."""
+        return self.role in STAFF_ROLES
 
 
 class UserAdminUpdate(BaseModel):

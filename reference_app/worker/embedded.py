@@ -21,7 +21,7 @@ from reference_app.core.celery_app import KitCelery, uses_memory_broker, worker_
 
 
 @contextmanager
-def embedded_worker(celery: KitCelery) -> Iterator[bool]:
+def memory_broker_worker(celery: KitCelery) -> Iterator[bool]:
     """Run `celery`'s worker on a thread when its broker is in memory; yields whether it does."""
     if not uses_memory_broker(celery.settings):
         yield False

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from patterns.observability.logging import get_logger
 from patterns.tasks import ReliableTask
+from patterns.validation import INT32_MAX
 from reference_app.core.celery_app import KitCelery
 from reference_app.core.payments import PaymentDeclinedError
 from reference_app.models.order import Order, OrderStatus, Payment, PaymentStatus
@@ -34,7 +35,6 @@ from reference_app.models.order import Order, OrderStatus, Payment, PaymentStatu
 logger = get_logger("reference_app.worker")
 
 PROCESS_ORDER = "reference_app.worker.tasks.process_order"
-_MAX_ID = 2**31 - 1
 
 
 class OrderNotFoundError(LookupError):
@@ -60,8 +60,12 @@ def _app(task: Task[..., object]) -> KitCelery:
 def process_order(self: ReliableTask, order_id: int) -> dict[str, str]:
     """Capture the order's payment and mark it processed; `{"status": "completed"}` when done."""
     # The id comes off the broker: anything but an int the column can hold is refused before SQL.
-    if isinstance(order_id, bool) or not isinstance(order_id, int) or not 1 <= order_id <= _MAX_ID:
-        raise ValueError(f"order_id must be an integer in 1..{_MAX_ID}")
+    if (
+        isinstance(order_id, bool)
+        or not isinstance(order_id, int)
+        or not 1 <= order_id <= INT32_MAX
+    ):
+        raise ValueError(f"order_id must be an integer in 1..{INT32_MAX}")
     app = _app(self)
     attempt = self.request.retries + 1
     try:

@@ -105,7 +105,7 @@ def make_account(app: FastAPI, db_session: AsyncSession) -> AccountFactory:
         password = f"pw-{uuid.uuid4().hex[:12]}"
         user = User(
             email=email or f"{role.value}{next(counter)}-{uuid.uuid4().hex[:6]}@example.com",
-            hashed_password=app.state.passwords.hash(password),
+            hashed_password=app.state.kit.passwords.hash(password),
             full_name=f"Test {role.value.title()}",
             role=role.value,
             is_active=active,
@@ -114,7 +114,7 @@ def make_account(app: FastAPI, db_session: AsyncSession) -> AccountFactory:
         # commit() releases a SAVEPOINT (the harness's outer transaction is still rolled back
         # after the test) so a request that fails and rolls back keeps this account.
         await db_session.commit()
-        token, _ = app.state.tokens.create(user.id, TokenType.ACCESS)
+        token, _ = app.state.kit.tokens.create(user.id, TokenType.ACCESS)
         return Account(user, password, token)
 
     return _make
@@ -124,5 +124,5 @@ def make_account(app: FastAPI, db_session: AsyncSession) -> AccountFactory:
 def mailer(app: FastAPI) -> RecordingMailBackend:
     """Replace the logging mail backend with one that records what was sent."""
     backend = RecordingMailBackend()
-    app.state.mailer = backend
+    app.state.kit.mailer = backend
     return backend

@@ -96,7 +96,7 @@ async def test_a_server_started_before_its_database_comes_up_and_creates_the_adm
     app = create_app(configured, database=database, redis=redis_client)
     try:
         async with app.router.lifespan_context(app):  # start-up does not fail
-            retry = app.state.first_admin_retry
+            retry = app.state.kit.first_admin_retry
             assert retry is not None
             assert not retry.done()
             async with make_client(app, raise_app_exceptions=False) as c:

@@ -195,14 +195,14 @@ async def test_racing_refreshes_with_one_token_let_exactly_one_through(
     app: FastAPI, client: AsyncClient, make_account: AccountFactory
 ) -> None:
     account = await make_account()
-    refresh, _ = app.state.tokens.create(account.user.id, "refresh")
+    refresh, _ = app.state.kit.tokens.create(account.user.id, "refresh")
     # The session is shared by the test client, so race only the Redis step: the revocation
     # (SET NX) decides which use wins.
     from patterns.security import TokenType
     from patterns.security.revocation import RevocationList, Rotation
 
-    claims = app.state.tokens.decode(refresh, TokenType.REFRESH)
-    revocations = RevocationList(app.state.redis)
+    claims = app.state.kit.tokens.decode(refresh, TokenType.REFRESH)
+    revocations = RevocationList(app.state.kit.redis.client)
     results = await asyncio.gather(
         *(revocations.rotate(claims, grace_s=10, family_ttl_s=60) for _ in range(20))
     )
@@ -230,8 +230,8 @@ async def test_logout_revokes_access_and_refresh_tokens(
     r = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert r.status_code == 401
     # Revocation lasts as long as the token would have lived, no longer.
-    ttl = await app.state.redis.ttl(
-        f"auth:revoked:{app.state.tokens.decode(tokens['access_token'], 'access').jti}"
+    ttl = await app.state.kit.redis.client.ttl(
+        f"auth:revoked:{app.state.kit.tokens.decode(tokens['access_token'], 'access').jti}"
     )
     assert 29 * 60 < ttl <= 30 * 60
 
@@ -407,11 +407,11 @@ async def test_concurrent_password_changes_bump_the_version_once_each(
     live = create_app(settings, database=Database(db_engine), redis=redis_client)
     async with committed_db() as s:
         user = User(
-            email="racer@example.com", hashed_password=live.state.passwords.hash("old-pw-1")
+            email="racer@example.com", hashed_password=live.state.kit.passwords.hash("old-pw-1")
         )
         s.add(user)
         await s.commit()
-    token, _ = live.state.tokens.create(user.id, "access")
+    token, _ = live.state.kit.tokens.create(user.id, "access")
     headers = {"Authorization": f"Bearer {token}"}
     body = {"password": "new-password-1", "current_password": "old-pw-1"}
     async with make_client(live, raise_app_exceptions=False) as c:
@@ -545,10 +545,10 @@ async def test_a_refresh_token_from_before_families_still_refreshes(
     """Tokens issued before the `fam` claim existed: rotated once as before, and the new pair
     starts a family."""
     account = await make_account()
-    legacy, claims = app.state.tokens.create(account.user.id, "refresh")
+    legacy, claims = app.state.kit.tokens.create(account.user.id, "refresh")
     assert claims.family is None
     r = await _refresh(client, legacy)
     assert r.status_code == 200
-    new = app.state.tokens.decode(r.json()["refresh_token"], "refresh")
+    new = app.state.kit.tokens.decode(r.json()["refresh_token"], "refresh")
     assert new.family is not None
     assert (await _refresh(client, legacy)).status_code == 401

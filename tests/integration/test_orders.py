@@ -304,7 +304,7 @@ async def _committed_buyer(app: FastAPI, session: AsyncSession, n: int = 1) -> l
         session.add(user)
         await session.flush()
         session.info.setdefault("first_user_id", user.id)
-        token, _ = app.state.tokens.create(user.id, TokenType.ACCESS)
+        token, _ = app.state.kit.tokens.create(user.id, TokenType.ACCESS)
         headers.append({"Authorization": f"Bearer {token}"})
     return headers
 
@@ -369,7 +369,7 @@ async def test_failure_after_the_stock_decrement_leaves_no_order_and_the_stock_u
         await s.commit()
     # The payment intent is written after the decrement; make it fail (its reference collides).
     monkeypatch.setattr(
-        "reference_app.crud.order.uuid.uuid4", lambda: type("U", (), {"hex": "taken"})()
+        "reference_app.services.orders.uuid.uuid4", lambda: type("U", (), {"hex": "taken"})()
     )
     r = await client.post(ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 2}]})
     assert r.status_code == 500
@@ -387,7 +387,7 @@ async def test_process_order_is_queued_after_commit_and_never_for_a_rollback(
     async with committed_db() as s:
         (buyer,) = await _committed_buyer(app, s)
         item = await _stocked_item(s, _owner(s), 1)
-    with record_task_events(app.state.celery) as events:
+    with record_task_events(app.state.kit.celery) as events:
         r = await client.post(
             ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 5}]}
         )
@@ -434,7 +434,7 @@ async def test_the_order_is_answered_before_its_task_is_published(
             await self.app(scope, receive, send_and_note)
 
     app.add_middleware(NoteWhenAnswered)
-    with record_task_events(app.state.celery) as events:
+    with record_task_events(app.state.kit.celery) as events:
         r = await client.post(
             ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 1}]}
         )
@@ -462,9 +462,8 @@ async def test_deleting_an_item_while_it_is_ordered_patched_or_restocked_is_neve
         manager.role = Role.MANAGER.value
         s.add(manager)
         await s.flush()
-        staff = {
-            "Authorization": f"Bearer {app.state.tokens.create(manager.id, TokenType.ACCESS)[0]}"
-        }
+        token, _ = app.state.kit.tokens.create(manager.id, TokenType.ACCESS)
+        staff = {"Authorization": f"Bearer {token}"}
         items = [await _stocked_item(s, _owner(s), 5) for _ in range(RACES)]
 
     def rival_request(item_id: int) -> Any:

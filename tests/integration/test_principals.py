@@ -32,7 +32,7 @@ ADMIN_USERS = "/api/v1/admin/users"
 
 
 def _snapshot_key(app: FastAPI, account: Account) -> str:
-    key: str = app.state.principals.key(str(account.user.id))
+    key: str = app.state.kit.redis.principals.key(str(account.user.id))
     return key
 
 
@@ -53,7 +53,7 @@ async def test_the_snapshot_lives_at_most_the_configured_ttl(
     account = await make_account()
     assert (await client.get(ME, headers=account.headers)).status_code == 200
     ttl = await redis_client.ttl(_snapshot_key(app, account))
-    assert 0 < ttl <= app.state.settings.auth_principal_ttl_s
+    assert 0 < ttl <= app.state.kit.settings.auth_principal_ttl_s
 
 
 async def test_deactivation_by_an_admin_refuses_the_users_next_request(
@@ -207,7 +207,7 @@ async def test_a_token_for_credentials_the_database_does_not_know_is_refused(
     """A version ahead of the user's (the database restored from an older backup after a
     password change): the token was issued for a password the database no longer has."""
     account = await make_account()
-    token, _ = app.state.tokens.create(account.user.id, TokenType.ACCESS, version=1)
+    token, _ = app.state.kit.tokens.create(account.user.id, TokenType.ACCESS, version=1)
     r = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "credentials_changed"
@@ -285,7 +285,7 @@ async def test_a_snapshot_read_before_a_change_cannot_be_stored_after_it(
     """The race a plain delete would lose: a request reads the row (active), the admin's
     change commits and drops the snapshot, then the request stores what it read."""
     user, admin = await make_account(), await make_account(Role.ADMIN)
-    principals = app.state.principals
+    principals = app.state.kit.redis.principals
     stale = Principal.model_validate(await db_session.get(User, user.user.id))  # read: active
     r = await client.patch(
         f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json={"is_active": False}
@@ -348,7 +348,7 @@ async def test_two_admins_removing_each_other_at_once_leave_one_admin(
         s.add_all([first, second])
         await s.commit()
     headers = {
-        u.id: {"Authorization": f"Bearer {live.state.tokens.create(u.id, TokenType.ACCESS)[0]}"}
+        u.id: {"Authorization": f"Bearer {live.state.kit.tokens.create(u.id, TokenType.ACCESS)[0]}"}
         for u in (first, second)
     }
     async with make_client(live, raise_app_exceptions=False) as c:

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from celery import Celery
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from patterns.db import session_scope
 from patterns.observability.celery import REQUEST_ID_HEADER
 from patterns.observability.request_id import set_request_id
-from patterns.tasks import RetryPolicy
+from patterns.tasks import RetryPolicy, send_after_commit
 from reference_app.core.celery_app import TRANSIENT_ERRORS
 from reference_app.core.payments import (
     PaymentDeclinedError,
@@ -30,7 +31,6 @@ from reference_app.core.payments import (
     TransientPaymentError,
 )
 from reference_app.models import Inventory, Item, Order, OrderItem, Payment, User
-from reference_app.worker.enqueue import enqueue_process_order
 from reference_app.worker.tasks import PROCESS_ORDER, process_order
 from tests.integration.celery_fixtures import (
     TEST_MAX_RETRIES,
@@ -103,6 +103,13 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], what: str) -> None:
             return
         await asyncio.sleep(0.01)
     pytest.fail(f"timed out waiting for {what}")
+
+
+def send_process_order(session: AsyncSession, app: Celery, order_id: int, countdown: float) -> str:
+    """Publish `process_order` after commit, as the order service does."""
+    return send_after_commit(
+        session, app.signature(PROCESS_ORDER), args=(order_id,), countdown=countdown
+    )
 
 
 def top_of_window_policy() -> RetryPolicy:
@@ -331,7 +338,7 @@ async def test_no_task_is_sent_for_a_transaction_that_rolls_back(
     with pytest.raises(RuntimeError, match="payment intent failed"):
         async with session_scope(committed_db) as session:
             order = await add_order(session)
-            enqueue_process_order(session, order.id, countdown=0, app=celery_worker.app)
+            send_process_order(session, celery_worker.app, order.id, countdown=0)
             raise RuntimeError("payment intent failed")
 
     assert celery_worker.events.published == []
@@ -346,9 +353,7 @@ async def test_a_task_sent_after_commit_finds_its_order(
     try:
         async with session_scope(committed_db) as session:
             order = await add_order(session)
-            task_id = enqueue_process_order(
-                session, order.id, countdown=0.05, app=celery_worker.app
-            )
+            task_id = send_process_order(session, celery_worker.app, order.id, countdown=0.05)
             assert celery_worker.events.published == []  # not before the commit
     finally:
         set_request_id(None)

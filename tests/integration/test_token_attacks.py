@@ -75,7 +75,7 @@ async def not_yet_valid(app: FastAPI, s: Settings, a: Account, c: AsyncClient) -
 
 
 async def refresh_as_access(app: FastAPI, s: Settings, a: Account, c: AsyncClient) -> str:
-    token, _ = app.state.tokens.create(a.user.id, "refresh")
+    token, _ = app.state.kit.tokens.create(a.user.id, "refresh")
     return str(token)
 
 

@@ -10,11 +10,12 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.db import session_scope
+from patterns.tasks import send_after_commit
 from reference_app.core import migrations
 from reference_app.core.config import Settings
 from reference_app.main import create_app
 from reference_app.models import Item, Order, Payment, User
-from reference_app.worker.enqueue import enqueue_process_order
+from reference_app.worker.tasks import PROCESS_ORDER
 
 
 async def _add_order(session: AsyncSession) -> int:
@@ -30,7 +31,7 @@ async def _add_order(session: AsyncSession) -> int:
 
 
 async def _status(app: FastAPI, order_id: int) -> str | None:
-    async with app.state.database.sessionmaker() as session:
+    async with app.state.kit.database.sessionmaker() as session:
         order = await session.get(Order, order_id)
         return order.status if order else None
 
@@ -42,13 +43,14 @@ async def test_an_order_enqueued_after_commit_is_processed_in_process(tmp_path: 
     app = create_app(settings)
 
     async with app.router.lifespan_context(app):
-        assert app.state.embedded_worker is True
-        async with session_scope(app.state.database.sessionmaker) as session:
+        assert app.state.kit.embedded_worker is True
+        async with session_scope(app.state.kit.database.sessionmaker) as session:
             order_id = await _add_order(session)
-            # The endpoint's call: the app's Celery app publishes to the in-memory broker.
-            task_id = enqueue_process_order(session, order_id, countdown=0, app=app.state.celery)
+            # The order service's call: the app's Celery app publishes to the in-memory broker.
+            signature = app.state.kit.celery.signature(PROCESS_ORDER)
+            task_id = send_after_commit(session, signature, args=(order_id,), countdown=0)
 
-        result = app.state.celery.AsyncResult(task_id)
+        result = app.state.kit.celery.AsyncResult(task_id)
         assert result.get(timeout=10) == {"status": "completed"}
         assert await _status(app, order_id) == "processed"
 
@@ -65,4 +67,4 @@ async def test_a_configured_broker_starts_no_worker_in_the_api(tmp_path: Path) -
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        assert app.state.embedded_worker is False
+        assert app.state.kit.embedded_worker is False

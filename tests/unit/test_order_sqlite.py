@@ -6,18 +6,26 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import fakeredis
 import pytest
+from fastapi import BackgroundTasks
 from sqlalchemy import select
 
 from patterns.db import Database, session_scope
 from patterns.errors import BusinessRuleError
-from reference_app.crud.order import create_order
+from reference_app.core.config import Settings
+from reference_app.core.state import AppState, app_state
+from reference_app.main import create_app
 from reference_app.models import Inventory, Item, User
 from reference_app.schemas.order import OrderCreate
+from reference_app.services.orders import place_order
 
 
-def _no_task(_session: object, _order_id: int) -> None:
-    """No broker here: the tests look at the rows, not at the task."""
+def _state(database: Database) -> AppState:
+    """The app's state on this database; the task publish waits in BackgroundTasks that never
+    run (no broker here: the tests look at the rows, not at the task)."""
+    settings = Settings(env="test", cache_warm_on_startup=False, _env_file=None)
+    return app_state(create_app(settings, database=database, redis=fakeredis.FakeAsyncRedis()))
 
 
 async def _stocked(database: Database, prices: list[str], stock: int) -> tuple[int, list[int]]:
@@ -41,12 +49,13 @@ async def test_each_line_gets_its_own_items_price(database: Database) -> None:
         {"items": [{"id": ids[2], "quantity": 1}, {"id": ids[0], "quantity": 2}]}
     )
     async with session_scope(database.sessionmaker) as session:
-        order, created = await create_order(
+        order, created = await place_order(
             session,
-            user_id=user_id,
-            order_in=order_in,
+            _state(database),
+            user_id,
+            order_in,
             idempotency_key=None,
-            enqueue=lambda *_: None,
+            after_response=BackgroundTasks(),
         )
         assert created
         assert {line.item_id: line.unit_price for line in order.lines} == {
@@ -64,12 +73,13 @@ async def test_short_stock_is_refused_and_nothing_changes(database: Database) ->
     order_in = OrderCreate.model_validate({"items": [{"id": ids[0], "quantity": 2}]})
     with pytest.raises(BusinessRuleError):
         async with session_scope(database.sessionmaker) as session:
-            await create_order(
+            await place_order(
                 session,
-                user_id=user_id,
-                order_in=order_in,
+                _state(database),
+                user_id,
+                order_in,
                 idempotency_key=None,
-                enqueue=lambda *_: None,
+                after_response=BackgroundTasks(),
             )
     async with session_scope(database.sessionmaker) as session:
         assert await session.scalar(select(Inventory.quantity)) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Annotated
 
 import pytest
@@ -48,7 +49,7 @@ def _app(database: Database, hook_calls: list[str]) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
-    app.state.database = database
+    app.state.kit = SimpleNamespace(database=database)  # all that SessionDep reads
 
     # No flush in the endpoints: a unique violation surfaces only when the dependency commits.
     @app.post("/users", status_code=201)

@@ -1,24 +1,20 @@
-"""Orders (guide: "Order Processing Flow"): placed atomically, processed by Celery after commit."""
+"""Orders (guide: "Order Processing Flow"): placed atomically, processed by Celery after commit.
+Placing one is a flow in `reference_app/services/orders.py`."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, Request, Response, status
-from sqlalchemy import select
+from fastapi import APIRouter, BackgroundTasks, Header, Response, status
 
-from patterns.db import on_commit
 from patterns.errors import NotFoundError, error_responses
-from patterns.pagination import Page, PageParamsDep, paginate
+from patterns.pagination import Page, PageParamsDep
 from patterns.validation import IdPath
-from reference_app.core.cache import CacheDep, user_tag
-from reference_app.core.deps import CurrentUser, SessionDep
-from reference_app.core.metrics import ORDERS_CREATED
-from reference_app.crud import order as order_crud
+from reference_app.core.deps import CurrentUser, SessionDep, StateDep
+from reference_app.crud.order import orders
 from reference_app.models.order import Order
-from reference_app.models.user import Role
 from reference_app.schemas.order import OrderCreate, OrderResponse
-from reference_app.worker.enqueue import enqueue_process_order
+from reference_app.services.orders import place_order
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -51,34 +47,22 @@ async def create_order(
     order_in: OrderCreate,
     user: CurrentUser,
     session: SessionDep,
-    request: Request,
+    state: StateDep,
     response: Response,
-    cache: CacheDep,
     background: BackgroundTasks,
     idempotency_key: IdempotencyKey = None,
 ) -> Order:
     """Place an order: stock is reserved, the order, its lines and a payment intent are written
     together, and processing is queued once the transaction commits."""
-    delay = request.app.state.settings.order_processing_delay_s
-    celery = request.app.state.celery
-    order, created = await order_crud.create_order(
+    order, created = await place_order(
         session,
-        user_id=user.id,
-        order_in=order_in,
+        state,
+        user.id,
+        order_in,
         idempotency_key=idempotency_key,
-        # Published after the response is sent (still only after the commit): the client
-        # need not wait for the broker.
-        enqueue=lambda s, order_id: enqueue_process_order(
-            s, order_id, delay, app=celery, keep_result=False, after_response=background
-        ),
+        after_response=background,
     )
-    if created:
-        on_commit(session, ORDERS_CREATED.inc)
-        cache.invalidate_on_commit(session, tags=[user_tag(user.id)])  # a new activity
-        # No refresh: the lines and the payment were built here and are loaded already, and
-        # timestamps are set in Python; re-selecting them was a quarter of this request's CPU
-        # (docs/performance.md).
-    else:
+    if not created:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
     return order
@@ -89,21 +73,21 @@ async def list_my_orders(
     user: CurrentUser, session: SessionDep, params: PageParamsDep
 ) -> Page[OrderResponse]:
     """Your orders, newest first, lines and payment loaded eagerly (four statements per page)."""
-    stmt = (
-        select(Order)
-        .where(Order.user_id == user.id)
-        .options(*order_crud.with_details())
-        .order_by(Order.id.desc())
+    return await orders.get_page(
+        session,
+        params,
+        schema=OrderResponse,
+        where=[Order.user_id == user.id],
+        order_by=[Order.id.desc()],
+        options=orders.details,
     )
-    return await paginate(session, stmt, params, schema=OrderResponse)
 
 
 @router.get("/{order_id}", response_model=OrderResponse, responses=error_responses(401, 404, 422))
 async def read_order(order_id: IdPath, user: CurrentUser, session: SessionDep) -> Order:
     """One order: its owner, managers and admins may read it (others get a 404, so order ids
     cannot be probed)."""
-    order = await order_crud.get_with_details(session, order_id)
-    staff = not user.roles.isdisjoint({Role.MANAGER, Role.ADMIN})
-    if order is None or (order.user_id != user.id and not staff):
+    order = await orders.get(session, order_id, options=orders.details)
+    if order is None or (order.user_id != user.id and not user.is_staff):
         raise NotFoundError(f"Order {order_id} was not found.", code="order_not_found")
     return order

@@ -1,0 +1,141 @@
+"""Placing an order (guide: "Order Processing Flow"), all or nothing.
+
+The guide checks availability for every line, then creates the order, then decrements: two
+requests can both pass the check before either decrements (it oversells), and it opens
+`with db.begin()` on a session that has already begun (SQLAlchemy raises), and it sends the
+Celery task inside the transaction, where a worker can pick it up before the commit. Here the
+request's transaction (owned by the session dependency) holds every step of `place_order`, and
+the task is published only after it commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from decimal import Decimal
+
+from fastapi import BackgroundTasks
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from patterns.db import on_commit
+from patterns.errors import BusinessRuleError, NotFoundError, ValidationFailedError
+from patterns.filtering import check_column_value
+from patterns.tasks import send_after_commit
+from reference_app.core.cache import user_tag
+from reference_app.core.metrics import ORDERS_CREATED
+from reference_app.core.state import AppState
+from reference_app.crud.activity import activities
+from reference_app.crud.item import inventories, items
+from reference_app.crud.order import orders
+from reference_app.models.order import Order, OrderItem, Payment
+from reference_app.schemas.order import OrderCreate, OrderLineIn
+from reference_app.worker.tasks import PROCESS_ORDER
+
+
+async def place_order(
+    session: AsyncSession,
+    state: AppState,
+    user_id: int,
+    order_in: OrderCreate,
+    *,
+    idempotency_key: str | None,
+    after_response: BackgroundTasks,
+) -> tuple[Order, bool]:
+    """Place an order; returns (order, created). `created` is False for an idempotent replay,
+    which returns the first order placed with the key. Any failure raises, the session
+    dependency rolls back, and nothing (stock included) has changed."""
+    # 1. A retry with an Idempotency-Key already used: the first order, if the body matches.
+    fingerprint = request_fingerprint(order_in)
+    if idempotency_key is not None:
+        await orders.lock_idempotency_key(session, user_id, idempotency_key)
+        existing = await orders.get_by_idempotency_key(session, user_id, idempotency_key)
+        if existing is not None:
+            if existing.request_hash != fingerprint:
+                raise ValidationFailedError(
+                    "This Idempotency-Key was used with a different request body.",
+                    code="idempotency_key_reused",
+                )
+            return existing, False
+
+    # 2. Reserve each line's stock, in item id order: concurrent orders lock rows in the same
+    #    order and cannot deadlock. The price comes back with the reservation.
+    lines = sorted(order_in.items, key=lambda line: line.id)
+    prices: dict[int, Decimal] = {}
+    for line in lines:
+        price = await inventories.reserve(session, line.id, line.quantity)
+        if price is None:
+            raise await _refusal(session, lines, line)
+        prices[line.id] = price
+
+    # 3. The order, its lines (unit prices captured now) and the payment intent, together.
+    total = sum((prices[line.id] * line.quantity for line in lines), Decimal("0"))
+    try:
+        check_column_value(Order.total, total)
+    except ValueError as exc:  # each line fits; their sum may not fit the total's column
+        raise ValidationFailedError(
+            f"The order's total {exc}; split it into smaller orders.",
+            code="order_total_too_large",
+        ) from None
+    order = Order(
+        user_id=user_id,
+        total=total,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        lines=[
+            OrderItem(item_id=line.id, quantity=line.quantity, unit_price=prices[line.id])
+            for line in lines
+        ],
+        payment=Payment(amount=total, reference=f"pay_{uuid.uuid4().hex}"),
+    )
+    session.add(order)
+    activities.record(session, user_id, "order_created", f"order of {len(lines)} item(s)")
+    await session.flush()  # the order's id, for the task
+    # The response needs no refresh: the lines and the payment were built here, and the
+    # timestamps are set in Python.
+
+    # 4. After the commit, and only then: count it, drop the user's profile (a new activity),
+    #    and publish `process_order` with the configured countdown. The publish runs after the
+    #    response is sent, so the client does not wait for the broker; the worker always finds
+    #    the order, and a rolled-back order sends nothing.
+    on_commit(session, ORDERS_CREATED.inc)
+    state.redis.cache.invalidate_on_commit(session, tags=[user_tag(user_id)])
+    send_after_commit(
+        session,
+        state.celery.signature(PROCESS_ORDER),
+        args=(order.id,),
+        countdown=state.settings.order_processing_delay_s,
+        ignore_result=True,  # nobody reads it: the worker stores none
+        after_response=after_response,
+        log_context={"order_id": order.id},  # a failed publish names the order left pending
+    )
+    return order, True
+
+
+def request_fingerprint(order_in: OrderCreate) -> str:
+    """The body's identity for idempotent retries: the same lines in another order are the same
+    order (they are placed in item-id order anyway)."""
+    lines = sorted(order_in.items, key=lambda line: line.id)
+    return hashlib.sha256(OrderCreate(items=lines).model_dump_json().encode()).hexdigest()
+
+
+async def _refusal(
+    session: AsyncSession, lines: list[OrderLineIn], refused: OrderLineIn
+) -> Exception:
+    """Why a line could not be reserved: items that do not exist (404, all of them listed),
+    else not enough stock of this one (409)."""
+    ids = [line.id for line in lines]
+    found = await items.existing_ids(session, ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        return NotFoundError(
+            f"Item {missing[0]} does not exist.",
+            code="item_not_found",
+            details=[{"item_id": i} for i in missing],
+        )
+    available = await inventories.quantity_of(session, refused.id)
+    return BusinessRuleError(
+        f"Insufficient stock for item {refused.id}: {refused.quantity} requested, "
+        f"{available} available.",
+        code="insufficient_stock",
+        details=[{"item_id": refused.id, "requested": refused.quantity, "available": available}],
+    )
