@@ -105,7 +105,7 @@ async def _retry_first_admin(state: AppState) -> None:
 def _freeze_startup_objects() -> None:
     """Move what start-up built (modules, routes, mappers, pools) out of the collector's sight.
 
-    A full (generation 2) collection walks every tracked object; with the app loaded that took
+    A full (generation 2) collection walks every tracked object; with the app loaded that takes
     about 100 ms, a pause of the event loop, hence of every request in flight on the worker,
     every few thousand requests (docs/performance.md). Frozen objects are still freed by
     reference counting; only cycles among them are left alone, and they live for the process
@@ -113,6 +113,24 @@ def _freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def _build_state(settings: Settings, database: Database | None, redis: Redis | None) -> AppState:
+    """The app's shared objects; the database and Redis parts only when given (else the
+    lifespan makes them)."""
+    state = AppState(
+        settings=settings,
+        tokens=make_token_service(settings),
+        passwords=PasswordHasher(),
+        mailer=LoggingMailBackend(),
+        # Publishes this app's tasks to the broker its settings name; opens no connection.
+        celery=create_celery_app(settings),
+    )
+    if database is not None:
+        state.database = database
+    if redis is not None:
+        state.redis = RedisParts.build(redis, settings)
+    return state
 
 
 def create_app(
@@ -126,18 +144,7 @@ def create_app(
     settings = settings or get_settings()
     setup_logging(settings)
 
-    state = AppState(
-        settings=settings,
-        tokens=make_token_service(settings),
-        passwords=PasswordHasher(),
-        mailer=LoggingMailBackend(),
-        # Publishes this app's tasks to the broker its settings name; opens no connection.
-        celery=create_celery_app(settings),
-    )
-    if database is not None:
-        state.database = database
-    if redis is not None:
-        state.redis = RedisParts.build(redis, settings)
+    state = _build_state(settings, database, redis)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

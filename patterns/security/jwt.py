@@ -85,9 +85,11 @@ class TokenService:
         self.ttl = {TokenType.ACCESS: access_ttl, TokenType.REFRESH: refresh_ttl}
         self._leeway = leeway
         # Tokens already verified, by their exact text: a client sends the same access token
-        # with every request, and verifying it (HMAC, base64, JSON, claim checks) was about a
-        # twentieth of an authenticated request's CPU. Only successful decodes are kept, and
-        # expiry, the one check whose answer changes with time, is made again on every use.
+        # with every request, and verifying it (HMAC, base64, JSON, claim checks) is a
+        # measurable share of an authenticated request's CPU (docs/performance.md). Only
+        # successful decodes are kept, and expiry, the one check whose answer changes with
+        # time, is made again on every use. Not locked: call `decode` from one thread (the
+        # event loop's; the app's dependencies that call it are `async def`).
         self._verified: dict[str, Claims] = {}
         self._verified_max = verified_cache_size
 

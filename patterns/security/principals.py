@@ -3,7 +3,7 @@
 
 The guide loads the user from the database on every authenticated request. That is a
 transaction (BEGIN, SELECT, COMMIT: three round trips) even when the rest of the answer comes
-from a cache, and under load it was the largest share of a cached read's cost
+from a cache, and under load it is the largest share of a cached read's cost
 (docs/performance.md). Here the authentication dependency asks Redis two things in one round
 trip: is the token's `jti` revoked, and is a snapshot of its subject cached. Only a miss reads
 the database, and the snapshot is stored for `ttl` seconds.

@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.db import Database
 from patterns.db.session import session_scope
+from reference_app.core.state import app_state
 
 
 def get_database(request: Request) -> Database:
-    db: Database = request.app.state.kit.database
-    return db
+    return app_state(request.app).database
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:

@@ -4,6 +4,7 @@ start-up and by `python -m reference_app warm-cache`."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from sqlalchemy import select
 
@@ -11,11 +12,11 @@ from patterns.cache import Cache, WarmEntry, WarmReport
 from patterns.db import Database
 from reference_app.core.cache import FEATURED, FEATURED_LIMIT, FEATURED_TAG, PROFILE, user_tag
 from reference_app.core.state import AppState
-from reference_app.crud.item import items
 from reference_app.models.user import User
 from reference_app.schemas.item import ItemResponse
 from reference_app.schemas.profile import ProfileResponse
 from reference_app.schemas.user import UserResponse
+from reference_app.services.items import load_featured
 from reference_app.services.users import load_profile
 
 logger = logging.getLogger("reference_app.cache")
@@ -24,15 +25,10 @@ logger = logging.getLogger("reference_app.cache")
 async def warm(database: Database, cache: Cache, *, profiles: int = 0) -> WarmReport:
     """Store the featured items and the profiles of the `profiles` most recent active users."""
     async with database.sessionmaker() as session:
-
-        async def featured() -> list[ItemResponse]:
-            rows = await items.featured(session, FEATURED_LIMIT)
-            return [ItemResponse.model_validate(i) for i in rows]
-
         entries = [
             WarmEntry(
                 FEATURED,
-                featured,
+                partial(load_featured, session),
                 parts={"limit": FEATURED_LIMIT},
                 tags=[FEATURED_TAG],
                 model=list[ItemResponse],
@@ -46,16 +42,10 @@ async def warm(database: Database, cache: Cache, *, profiles: int = 0) -> WarmRe
                 .limit(profiles)
             )
             for user in users:
-
-                async def profile(
-                    u: UserResponse = UserResponse.model_validate(user),
-                ) -> ProfileResponse:
-                    return await load_profile(session, u)
-
                 entries.append(
                     WarmEntry(
                         PROFILE,
-                        profile,
+                        partial(load_profile, session, UserResponse.model_validate(user)),
                         principal=user.id,
                         tags=[user_tag(user.id)],
                         model=ProfileResponse,

@@ -12,12 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.errors import ConflictError, NotFoundError, PermissionDeniedError
-from reference_app.core.cache import FEATURED_TAG, user_tag
+from reference_app.core.cache import FEATURED_LIMIT, FEATURED_TAG, user_tag
 from reference_app.core.state import AppState
 from reference_app.crud.activity import activities
 from reference_app.crud.item import inventories, items
 from reference_app.models.item import Inventory, Item
-from reference_app.schemas.item import ItemCreate, ItemUpdate
+from reference_app.schemas.item import ItemCreate, ItemResponse, ItemUpdate
 from reference_app.schemas.user import Principal
 
 
@@ -71,6 +71,12 @@ async def set_stock(session: AsyncSession, item_id: int, quantity: int) -> Inven
         return await inventories.set_quantity(session, item_id, quantity)
     except IntegrityError:  # the item was deleted after it was read
         raise NotFoundError(f"Item {item_id} was not found.") from None
+
+
+async def load_featured(session: AsyncSession) -> list[ItemResponse]:
+    """What the featured list shows (the endpoint and the warm-up cache it)."""
+    rows = await items.featured(session, FEATURED_LIMIT)
+    return [ItemResponse.model_validate(item) for item in rows]
 
 
 def _ensure_can_edit(user: Principal, item: Item) -> None:

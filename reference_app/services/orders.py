@@ -47,14 +47,8 @@ async def place_order(
     # 1. A retry with an Idempotency-Key already used: the first order, if the body matches.
     fingerprint = request_fingerprint(order_in)
     if idempotency_key is not None:
-        await orders.lock_idempotency_key(session, user_id, idempotency_key)
-        existing = await orders.get_by_idempotency_key(session, user_id, idempotency_key)
+        existing = await _replay(session, user_id, idempotency_key, fingerprint)
         if existing is not None:
-            if existing.request_hash != fingerprint:
-                raise ValidationFailedError(
-                    "This Idempotency-Key was used with a different request body.",
-                    code="idempotency_key_reused",
-                )
             return existing, False
 
     # 2. Reserve each line's stock, in item id order: concurrent orders lock rows in the same
@@ -68,14 +62,7 @@ async def place_order(
         prices[line.id] = price
 
     # 3. The order, its lines (unit prices captured now) and the payment intent, together.
-    total = sum((prices[line.id] * line.quantity for line in lines), Decimal("0"))
-    try:
-        check_column_value(Order.total, total)
-    except ValueError as exc:  # each line fits; their sum may not fit the total's column
-        raise ValidationFailedError(
-            f"The order's total {exc}; split it into smaller orders.",
-            code="order_total_too_large",
-        ) from None
+    total = _checked_total(sum((prices[i.id] * i.quantity for i in lines), Decimal("0")))
     order = Order(
         user_id=user_id,
         total=total,
@@ -116,6 +103,31 @@ def request_fingerprint(order_in: OrderCreate) -> str:
     order (they are placed in item-id order anyway)."""
     lines = sorted(order_in.items, key=lambda line: line.id)
     return hashlib.sha256(OrderCreate(items=lines).model_dump_json().encode()).hexdigest()
+
+
+async def _replay(session: AsyncSession, user_id: int, key: str, fingerprint: str) -> Order | None:
+    """The order first placed with this key, if any; the key with another body is a 422.
+    Retries of one key wait for each other (`lock_idempotency_key`) instead of racing."""
+    await orders.lock_idempotency_key(session, user_id, key)
+    existing = await orders.get_by_idempotency_key(session, user_id, key)
+    if existing is not None and existing.request_hash != fingerprint:
+        raise ValidationFailedError(
+            "This Idempotency-Key was used with a different request body.",
+            code="idempotency_key_reused",
+        )
+    return existing
+
+
+def _checked_total(total: Decimal) -> Decimal:
+    """Each line fits its columns; their sum may not fit the total's."""
+    try:
+        check_column_value(Order.total, total)
+    except ValueError as exc:
+        raise ValidationFailedError(
+            f"The order's total {exc}; split it into smaller orders.",
+            code="order_total_too_large",
+        ) from None
+    return total
 
 
 async def _refusal(

@@ -10,13 +10,14 @@ import fakeredis
 import pytest
 from fastapi import BackgroundTasks
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.db import Database, session_scope
 from patterns.errors import BusinessRuleError
 from reference_app.core.config import Settings
 from reference_app.core.state import AppState, app_state
 from reference_app.main import create_app
-from reference_app.models import Inventory, Item, User
+from reference_app.models import Inventory, Item, Order, User
 from reference_app.schemas.order import OrderCreate
 from reference_app.services.orders import place_order
 
@@ -26,6 +27,19 @@ def _state(database: Database) -> AppState:
     run (no broker here: the tests look at the rows, not at the task)."""
     settings = Settings(env="test", cache_warm_on_startup=False, _env_file=None)
     return app_state(create_app(settings, database=database, redis=fakeredis.FakeAsyncRedis()))
+
+
+async def _place(
+    session: AsyncSession, database: Database, user_id: int, order_in: OrderCreate
+) -> tuple[Order, bool]:
+    return await place_order(
+        session,
+        _state(database),
+        user_id,
+        order_in,
+        idempotency_key=None,
+        after_response=BackgroundTasks(),
+    )
 
 
 async def _stocked(database: Database, prices: list[str], stock: int) -> tuple[int, list[int]]:
@@ -49,14 +63,7 @@ async def test_each_line_gets_its_own_items_price(database: Database) -> None:
         {"items": [{"id": ids[2], "quantity": 1}, {"id": ids[0], "quantity": 2}]}
     )
     async with session_scope(database.sessionmaker) as session:
-        order, created = await place_order(
-            session,
-            _state(database),
-            user_id,
-            order_in,
-            idempotency_key=None,
-            after_response=BackgroundTasks(),
-        )
+        order, created = await _place(session, database, user_id, order_in)
         assert created
         assert {line.item_id: line.unit_price for line in order.lines} == {
             ids[0]: Decimal("1.50"),
@@ -73,13 +80,6 @@ async def test_short_stock_is_refused_and_nothing_changes(database: Database) ->
     order_in = OrderCreate.model_validate({"items": [{"id": ids[0], "quantity": 2}]})
     with pytest.raises(BusinessRuleError):
         async with session_scope(database.sessionmaker) as session:
-            await place_order(
-                session,
-                _state(database),
-                user_id,
-                order_in,
-                idempotency_key=None,
-                after_response=BackgroundTasks(),
-            )
+            await _place(session, database, user_id, order_in)
     async with session_scope(database.sessionmaker) as session:
         assert await session.scalar(select(Inventory.quantity)) == 1

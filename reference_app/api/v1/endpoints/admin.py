@@ -7,7 +7,8 @@ from fastapi import APIRouter
 from patterns.errors import error_responses
 from patterns.pagination import Page, PageParamsDep
 from patterns.validation import IdPath
-from reference_app.core.deps import AdminUser, SessionDep, StateDep
+from reference_app.core.db import SessionDep
+from reference_app.core.deps import AdminUser, StateDep
 from reference_app.crud.user import users
 from reference_app.models.user import User
 from reference_app.schemas.user import UserAdminUpdate, UserResponse

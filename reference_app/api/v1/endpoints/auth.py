@@ -12,7 +12,8 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from patterns.errors import AuthenticationError, error_responses
 from patterns.security import TokenPair, TokenType
-from reference_app.core.deps import AccessClaims, SessionDep, StateDep
+from reference_app.core.db import SessionDep
+from reference_app.core.deps import AccessClaims, StateDep
 from reference_app.core.rate_limits import login_limit, register_limit
 from reference_app.core.state import AppState
 from reference_app.models.user import User

@@ -4,6 +4,7 @@ owner, a manager or an admin, and stock managed by staff. The writes are flows i
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -12,7 +13,8 @@ from patterns.errors import error_responses
 from patterns.pagination import CursorPage, CursorParamsDep, Page, PageParamsDep
 from patterns.validation import IdPath
 from reference_app.core.cache import FEATURED, FEATURED_LIMIT, FEATURED_TAG
-from reference_app.core.deps import CacheDep, CurrentUser, SessionDep, StaffUser, StateDep
+from reference_app.core.db import SessionDep
+from reference_app.core.deps import CacheDep, CurrentUser, StaffUser, StateDep
 from reference_app.crud.item import items
 from reference_app.models.item import Inventory, Item
 from reference_app.schemas.item import ItemCreate, ItemFilter, ItemResponse, ItemUpdate
@@ -43,14 +45,9 @@ async def scroll_items(
 async def featured(session: SessionDep, cache: CacheDep) -> list[ItemResponse]:
     """Featured items, cached (Redis, with a 5 s in-process tier); served from the database
     when Redis is unreachable. Item writes drop it (`reference_app/services/items.py`)."""
-
-    async def load() -> list[ItemResponse]:
-        rows = await items.featured(session, FEATURED_LIMIT)
-        return [ItemResponse.model_validate(i) for i in rows]
-
     return await cache.get_or_set(
         FEATURED,
-        load,
+        partial(item_service.load_featured, session),
         parts={"limit": FEATURED_LIMIT},
         tags=[FEATURED_TAG],
         model=list[ItemResponse],

@@ -10,7 +10,8 @@ from fastapi import APIRouter, BackgroundTasks, Header, Response, status
 from patterns.errors import NotFoundError, error_responses
 from patterns.pagination import Page, PageParamsDep
 from patterns.validation import IdPath
-from reference_app.core.deps import CurrentUser, SessionDep, StateDep
+from reference_app.core.db import SessionDep
+from reference_app.core.deps import CurrentUser, StateDep
 from reference_app.crud.order import orders
 from reference_app.models.order import Order
 from reference_app.schemas.order import OrderCreate, OrderResponse

@@ -11,14 +11,8 @@ from fastapi import APIRouter, Response, status
 
 from patterns.errors import error_responses
 from reference_app.core.cache import PROFILE, user_tag
-from reference_app.core.deps import (
-    AdminUser,
-    CacheDep,
-    CurrentUser,
-    CurrentUserRecord,
-    SessionDep,
-    StateDep,
-)
+from reference_app.core.db import SessionDep
+from reference_app.core.deps import AdminUser, CacheDep, CurrentUser, CurrentUserRecord, StateDep
 from reference_app.models.profile import UserPreferences
 from reference_app.models.user import User
 from reference_app.schemas.profile import PreferencesResponse, PreferencesUpdate, ProfileResponse
