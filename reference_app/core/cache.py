@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
-from patterns.cache import Cache, CacheSpec
+from patterns.cache import Cache, CacheSettings, CacheSpec
 from reference_app.core.metrics import CACHE_HITS, CACHE_MISSES
 
 FEATURED = CacheSpec("items.featured", ttl=300, memory_ttl=5)
@@ -29,7 +29,7 @@ def user_tag(user_id: int) -> str:
 
 
 def make_cache(redis: Redis) -> Cache:
-    return Cache(redis, prefix="kit", hits=CACHE_HITS, misses=CACHE_MISSES)
+    return Cache(redis, CacheSettings(prefix="kit"), hits=CACHE_HITS, misses=CACHE_MISSES)
 
 
 async def get_cache(request: Request) -> Cache:
