@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 
+import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -76,6 +77,7 @@ async def _forward(port: int, host: str, target_port: int) -> AsyncIterator[None
         server.close()
 
 
+@pytest.mark.slow
 async def test_a_server_started_before_its_database_comes_up_and_creates_the_admin_later(
     settings: Settings,
     database_url: str,
@@ -114,6 +116,7 @@ async def test_a_server_started_before_its_database_comes_up_and_creates_the_adm
     assert [a.role for a in admins] == [Role.ADMIN.value]
 
 
+@pytest.mark.slow
 async def test_create_admin_command_is_idempotent(
     database_url: str, committed_db: async_sessionmaker[AsyncSession]
 ) -> None:

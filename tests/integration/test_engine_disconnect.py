@@ -25,7 +25,7 @@ from reference_app.core.config import Settings
 from reference_app.core.db import get_db
 from reference_app.main import create_app
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SSL_REQUEST = 80877103  # the code of PostgreSQL's SSLRequest message
 

@@ -19,7 +19,7 @@ from reference_app.core.config import Settings
 from reference_app.core.redis import make_redis
 from tests.integration.conftest import AccountFactory, app_on_session
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ME = "/api/v1/users/me"
 

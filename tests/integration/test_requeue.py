@@ -15,6 +15,7 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from celery.signals import task_postrun
 from redis.asyncio import Redis
 from sqlalchemy import text, update
@@ -137,6 +138,7 @@ async def test_beat_runs_the_sweep_and_a_stuck_order_gets_processed(
     assert [c.outcome for c in celery.gateway.calls] == ["charged"]
 
 
+@pytest.mark.slow
 async def test_the_command_resends_the_oldest_orders_up_to_its_limit(
     committed_db: Sessions, database_url: str, redis_url: str, redis_client: Redis
 ) -> None:

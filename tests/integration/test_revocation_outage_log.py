@@ -12,6 +12,8 @@ from redis.asyncio import Redis
 from patterns.security import Claims, TokenType
 from patterns.security.revocation import RevocationList
 
+pytestmark = pytest.mark.slow
+
 LOGGER = "patterns.security.revocation"
 CLAIMS = Claims(
     sub="1",

@@ -8,11 +8,14 @@ import secrets
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reference_app.models.item import Inventory, Item
 from reference_app.models.user import User
+
+pytestmark = pytest.mark.slow  # runs the CLI in a new process
 
 
 async def _counts(committed_db: async_sessionmaker[AsyncSession]) -> tuple[int, int, int]:

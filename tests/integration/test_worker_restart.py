@@ -27,6 +27,8 @@ from reference_app.core.celery_app import KitCelery, create_celery_app
 from reference_app.core.config import Settings
 from reference_app.worker.tasks import PROCESS_ORDER
 
+pytestmark = pytest.mark.slow
+
 WAIT_S = 60
 
 
