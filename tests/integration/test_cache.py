@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.cache import Cache, CacheSettings, CacheSpec, WarmEntry
 from patterns.db.session import commit, rollback
+from patterns.testing import FakeClock
 
 SPEC = CacheSpec("items.list", ttl=60)
 PROFILE = CacheSpec("users.profile", ttl=600, per_principal=True)
@@ -397,14 +398,6 @@ async def test_when_the_leading_caller_is_cancelled_a_joined_caller_loads_instea
 
 
 # --- the memory tier ------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_the_memory_tier_serves_without_asking_redis(redis_client: Redis) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.db import session_scope
+from patterns.testing import wait_until_async
 from patterns.testing.celery import record_task_events
 from reference_app.core.celery_app import (
     REQUEUE_INTERVAL_S,
@@ -42,7 +43,6 @@ from tests.integration.test_tasks import (
     Sessions,
     create_order,
     statuses,
-    wait_for,
 )
 
 
@@ -134,7 +134,7 @@ async def test_beat_runs_the_sweep_and_a_stuck_order_gets_processed(
         async def processed() -> bool:
             return await statuses(committed_db, order.id) == ("processed", "succeeded")
 
-        await wait_for(processed, "the stuck order to be processed")
+        await wait_until_async(processed, "the stuck order to be processed")
     assert [c.outcome for c in celery.gateway.calls] == ["charged"]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -23,6 +22,7 @@ from patterns.db import session_scope
 from patterns.observability.celery import REQUEST_ID_HEADER
 from patterns.observability.request_id import set_request_id
 from patterns.tasks import RetryPolicy
+from patterns.testing import wait_until_async
 from reference_app.core.celery_app import TRANSIENT_ERRORS
 from reference_app.core.payments import (
     PaymentDeclinedError,
@@ -94,15 +94,6 @@ async def statuses(sessions: Sessions, order_id: int) -> tuple[str, str]:
             )
         ).one()
         return row[0], row[1]
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll a database condition until it holds (bounded); fails the test if it never does."""
-    for _ in range(1000):
-        if await condition():
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def top_of_window_policy() -> RetryPolicy:
@@ -177,7 +168,9 @@ async def test_concurrent_runs_of_one_order_capture_the_payment_once(
                 )
                 return bool(waiting == 1)
 
-        await wait_for(second_run_waits_on_the_lock, "the second run to wait on the row lock")
+        await wait_until_async(
+            second_run_waits_on_the_lock, "the second run to wait on the row lock"
+        )
         release.set()
 
         assert first.get(timeout=RESULT_TIMEOUT_S) == COMPLETED

@@ -14,15 +14,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from patterns.cache import Cache, CacheSettings, CacheSpec, MemoryTier, WarmEntry
+from patterns.testing import FakeClock
 from patterns.testing.backends import free_port
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Calls:
