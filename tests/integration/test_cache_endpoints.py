@@ -18,7 +18,7 @@ from patterns.testing.backends import free_port
 from reference_app.core.config import Settings
 from reference_app.core.redis import make_redis
 from reference_app.main import create_app
-from reference_app.models.item import Item
+from tests.factories import ItemFactory, UserFactory
 from tests.integration.conftest import AccountFactory
 
 PROFILE = "/api/v1/users/profile"
@@ -84,8 +84,9 @@ async def test_featured_is_served_from_cache_and_fresh_after_a_write(
     assert_num_queries: Any,
 ) -> None:
     owner = await make_account()
-    item = Item(title="Star", category="x", price=Decimal("1.00"), owner_id=owner.user.id)
-    db_session.add(item)
+    item = await ItemFactory.create_async(
+        db_session, title="Star", category="x", price=Decimal("1.00"), owner_id=owner.user.id
+    )
     await db_session.commit()
     assert (await client.get(FEATURED)).json() == []
     with assert_num_queries(0):  # a hit touches no database
@@ -131,10 +132,9 @@ async def test_warm_cache_command_stores_featured_and_profiles(
     import subprocess
     import sys
 
-    from reference_app.models.user import User
-
     async with committed_db() as s:
-        s.add_all([User(email=f"w{i}@example.com", hashed_password="x") for i in range(3)])
+        for i in range(3):
+            await UserFactory.create_async(s, email=f"w{i}@example.com")
         await s.commit()
     env = {**os.environ, "KIT_DATABASE_URL": database_url, "KIT_REDIS_URL": redis_url}
     cmd = [sys.executable, "-m", "reference_app", "warm-cache", "--profiles", "2"]

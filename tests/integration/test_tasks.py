@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -29,9 +28,10 @@ from reference_app.core.payments import (
     RecordingPaymentGateway,
     TransientPaymentError,
 )
-from reference_app.models import Inventory, Item, Order, OrderItem, Payment, User
+from reference_app.models import Order, Payment
 from reference_app.worker.enqueue import enqueue_process_order
 from reference_app.worker.tasks import PROCESS_ORDER, process_order
+from tests.factories import ItemFactory, OrderFactory, UserFactory
 from tests.integration.celery_fixtures import (
     TEST_MAX_RETRIES,
     CeleryWorker,
@@ -52,29 +52,11 @@ class PlacedOrder:
 
 async def add_order(session: AsyncSession) -> PlacedOrder:
     """A pending order for 2 × 9.50 with its line and payment intent, flushed in `session`."""
-    user = User(
-        email=f"buyer-{uuid.uuid4().hex[:10]}@example.com",
-        hashed_password="not-a-real-hash",
-        role="user",
-    )
-    session.add(user)
-    await session.flush()
-    item = Item(title="Widget", category="tools", price=Decimal("9.50"), owner_id=user.id)
-    session.add(item)
-    await session.flush()
-    session.add(Inventory(item_id=item.id, quantity=8))
-    total = Decimal("19.00")
-    order = Order(user_id=user.id, status="pending", total=total)
-    session.add(order)
-    await session.flush()
-    reference = f"pay_{uuid.uuid4().hex}"
-    session.add_all(
-        [
-            OrderItem(order_id=order.id, item_id=item.id, quantity=2, unit_price=item.price),
-            Payment(order_id=order.id, amount=total, reference=reference),
-        ]
-    )
-    await session.flush()
+    user = await UserFactory.create_async(session)
+    item = await ItemFactory.create_async(session, owner=user, price=Decimal("9.50"), stock=8)
+    order = await OrderFactory.create_async(session, user=user, basket=[(item, 2)])
+    assert order.payment is not None
+    reference, total = order.payment.reference, order.total
     return PlacedOrder(order.id, reference, total)
 
 
