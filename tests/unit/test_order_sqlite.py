@@ -12,8 +12,9 @@ from sqlalchemy import select
 from patterns.db import Database, session_scope
 from patterns.errors import BusinessRuleError
 from reference_app.crud.order import create_order
-from reference_app.models import Inventory, Item, User
+from reference_app.models import Inventory
 from reference_app.schemas.order import OrderCreate
+from tests.factories import ItemFactory, UserFactory
 
 
 def _no_task(_session: object, _order_id: int) -> None:
@@ -22,16 +23,13 @@ def _no_task(_session: object, _order_id: int) -> None:
 
 async def _stocked(database: Database, prices: list[str], stock: int) -> tuple[int, list[int]]:
     async with session_scope(database.sessionmaker) as session:
-        owner = User(email="owner@example.com", hashed_password="x")
-        session.add(owner)
-        await session.flush()
+        owner = await UserFactory.create_async(session, email="owner@example.com")
         items = [
-            Item(title=f"i{n}", category="tools", price=Decimal(p), owner_id=owner.id)
+            await ItemFactory.create_async(
+                session, title=f"i{n}", price=Decimal(p), owner=owner, stock=stock
+            )
             for n, p in enumerate(prices)
         ]
-        session.add_all(items)
-        await session.flush()
-        session.add_all(Inventory(item_id=item.id, quantity=stock) for item in items)
         return owner.id, [item.id for item in items]
 
 
