@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from patterns.cache import Cache, CacheSpec
+from patterns.cache import Cache, CacheSettings, CacheSpec
 from patterns.crud import CRUDBase
 from patterns.pagination import Page, PageParams, paginate
 from reference_app.models import User
@@ -63,7 +63,7 @@ def test_bench_user_page_from_cache_or_database(
     user_ids: list[int],
     source: str,
 ) -> None:
-    cache = Cache(redis_client, prefix="bench")
+    cache = Cache(redis_client, CacheSettings(prefix="bench"))
 
     async def from_database() -> Page[UserOut]:
         stmt = select(User).order_by(User.id)

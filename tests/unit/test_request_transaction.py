@@ -42,7 +42,8 @@ CloseOnlySessionDep = Annotated[AsyncSession, Depends(_close_only_db)]
 
 
 def _user(email: str) -> User:
-    return UserFactory.build(email=email)
+    user: User = UserFactory.build(email=email)
+    return user
 
 
 def _app(database: Database, hook_calls: list[str]) -> FastAPI:
