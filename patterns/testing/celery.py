@@ -2,7 +2,7 @@
 
 Not eager mode (`task_always_eager` runs the task inside `.delay()`: no serialisation, no broker,
 no acknowledgement, no retry scheduling, none of what breaks in production) and not pytest-celery
-1.x (it needs Docker). `embedded_worker` runs Celery's own embedded worker against whatever broker
+1.x (it needs Docker). `worker_thread` runs Celery's own embedded worker against whatever broker
 the app is configured with; the harness gives it a Redis logical database of its own.
 `TaskEvents` records what was published and what was retried, from Celery's signals, so a test
 can assert on messages without timing anything.
@@ -24,7 +24,7 @@ from patterns.tasks import in_process_worker
 
 
 @contextmanager
-def embedded_worker(
+def worker_thread(
     app: Celery,
     *,
     pool: str = "threads",
@@ -127,6 +127,6 @@ __all__ = [
     "Published",
     "Retried",
     "TaskEvents",
-    "embedded_worker",
+    "worker_thread",
     "record_task_events",
 ]

@@ -18,9 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.cache import Cache, CacheSettings, CacheSpec
-from patterns.crud import CRUDBase
 from patterns.pagination import Page, PageParams, paginate
 from reference_app.models import User
+from tests.benchmarks.conftest import UserIn, users
 
 # `run` (tests/benchmarks/conftest.py) drives a coroutine on the harness's session loop.
 Run = Callable[[Awaitable[Any]], Any]
@@ -31,20 +31,12 @@ SPECS = {
 }
 
 
-class UserIn(BaseModel):
-    email: str
-    hashed_password: str = "not-a-real-hash"  # hashing is benchmarked on its own
-
-
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     email: str
     full_name: str | None
     role: str
-
-
-users = CRUDBase[User, UserIn, UserIn](User)
 
 
 @pytest.fixture

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import os
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import pytest
@@ -127,3 +131,12 @@ def mailer(app: FastAPI) -> RecordingMailBackend:
     backend = RecordingMailBackend()
     app.state.mailer = backend
     return backend
+
+
+async def run_kit(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m reference_app *args` in a new process, with `env` over this process's
+    environment, off the event loop; its output captured as text."""
+    command = [sys.executable, "-m", "reference_app", *args]
+    return await asyncio.to_thread(
+        subprocess.run, command, env={**os.environ, **env}, capture_output=True, text=True
+    )

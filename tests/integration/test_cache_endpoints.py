@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from prometheus_client import REGISTRY
@@ -19,7 +20,7 @@ from reference_app.core.config import Settings
 from reference_app.core.redis import make_redis
 from reference_app.main import create_app
 from tests.factories import ItemFactory, UserFactory
-from tests.integration.conftest import AccountFactory
+from tests.integration.conftest import AccountFactory, run_kit
 
 PROFILE = "/api/v1/users/profile"
 FEATURED = "/api/v1/items/featured"
@@ -124,21 +125,16 @@ async def test_reads_answer_200_with_redis_stopped(
     await dead.aclose()
 
 
+@pytest.mark.slow  # runs the CLI in a new process
 async def test_warm_cache_command_stores_featured_and_profiles(
     database_url: str, redis_url: str, committed_db: Any, redis_client: Redis
 ) -> None:
-    import asyncio
-    import os
-    import subprocess
-    import sys
-
     async with committed_db() as s:
         for i in range(3):
             await UserFactory.create_async(s, email=f"w{i}@example.com")
         await s.commit()
-    env = {**os.environ, "KIT_DATABASE_URL": database_url, "KIT_REDIS_URL": redis_url}
-    cmd = [sys.executable, "-m", "reference_app", "warm-cache", "--profiles", "2"]
-    done = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+    env = {"KIT_DATABASE_URL": database_url, "KIT_REDIS_URL": redis_url}
+    done = await run_kit("warm-cache", "--profiles", "2", env=env)
     assert done.returncode == 0, done.stderr
     assert "3 entries stored, 0 failed" in done.stdout
     assert len(await redis_client.keys("kit:users.profile:*")) == 2
