@@ -56,6 +56,7 @@ class Retried:
     task_id: str
     countdown: float | datetime | None  # what `self.retry(countdown=...)` chose
     reason: str
+    retries: int = 0  # retries before this one (`request.retries`): 0 for the first
 
 
 @dataclass
@@ -97,6 +98,7 @@ class TaskEvents:
                     str(getattr(request, "id", "")),
                     float(when) if isinstance(when, int | float) else when,
                     str(getattr(reason, "exc", reason)),
+                    int(getattr(request, "retries", 0) or 0),
                 )
             )
 
@@ -105,8 +107,14 @@ class TaskEvents:
             return [p.task_id for p in self.published if p.task == task]
 
     def retry_countdowns(self, task_id: str) -> list[float | datetime | None]:
+        """The countdowns of `task_id`'s retries, first retry first.
+
+        In retry order, not signal order: Celery sends `task_retry` after publishing the retry,
+        so with a short countdown and a thread pool the next attempt may signal its own retry
+        first."""
         with self._lock:
-            return [r.countdown for r in self.retried if r.task_id == task_id]
+            mine = [r for r in self.retried if r.task_id == task_id]
+        return [r.countdown for r in sorted(mine, key=lambda r: r.retries)]
 
 
 @contextmanager
@@ -127,6 +135,6 @@ __all__ = [
     "Published",
     "Retried",
     "TaskEvents",
-    "worker_thread",
     "record_task_events",
+    "worker_thread",
 ]
