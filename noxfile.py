@@ -79,10 +79,24 @@ def worker(session: nox.Session) -> None:
     session.run("python", "-m", "reference_app", "worker", *session.posargs)
 
 
+# Work stealing: a worker that runs out of tests takes pending ones from the other, so one
+# long test file does not leave a core idle at the end of the run.
+PARALLEL = ("-n", "auto", "--dist", "worksteal")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests, in parallel, against real PostgreSQL and Redis (the default)."""
-    _pytest(session, "tests/unit", "tests/integration", "-n", "auto")
+    """Unit and integration tests, in parallel, on real PostgreSQL and Redis (the default).
+
+    The inner loop: every test not marked `slow` (those run in `system`)."""
+    _pytest(session, "tests/unit", "tests/integration", *PARALLEL, "-m", "not slow")
+
+
+@nox.session
+def system(session: nox.Session) -> None:
+    """The long system tests (marked `slow`): schema fuzzing, restarts, outages, the CLI and
+    servers in their own processes, every pitfall's evidence. CI runs them after `tests`."""
+    _pytest(session, "tests/unit", "tests/integration", *PARALLEL, "-m", "slow")
 
 
 @nox.session

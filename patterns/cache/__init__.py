@@ -44,6 +44,10 @@ What it does and why:
   listener task per process. The consequence: use the memory tier only where `memory_ttl`
   seconds of staleness after a write are acceptable (public listings), not for data a user
   expects to see change on their next read (a profile).
+* **Parts**: `Cache` (`core`) composes the keys (`keys`), the values' encoding (`codec`), the
+  memory tier (`memory`), single flight (`flight`), the cross-process lock (`lock`), tagged
+  writes (`store`), the invalidation backlog (`backlog`) and warming (`warming`); its tunables
+  are one `CacheSettings`.
 * **Warming**: `warm(entries)` computes and stores a list of `WarmEntry` ahead of traffic.
 * **Counters**: `hits`/`misses` take a Prometheus counter with a `namespace` label or a
   callable; patterns stays free of the app's metrics module.
@@ -52,12 +56,15 @@ Known limit, as in every delete-on-write cache: a read that loaded the old row b
 committed can store it after the write's invalidation; the TTL bounds how long that lasts.
 """
 
-from patterns.cache.core import Cache, CounterLike, WarmEntry, WarmReport
+from patterns.cache.core import Cache, CounterLike
 from patterns.cache.keys import CacheSpec, canonical_json, make_key
 from patterns.cache.memory import MemoryTier
+from patterns.cache.settings import CacheSettings
+from patterns.cache.warming import WarmEntry, WarmReport
 
 __all__ = [
     "Cache",
+    "CacheSettings",
     "CacheSpec",
     "CounterLike",
     "MemoryTier",

@@ -2,7 +2,7 @@
 
 Not eager mode (`task_always_eager` runs the task inside `.delay()`: no serialisation, no broker,
 no acknowledgement, no retry scheduling, none of what breaks in production) and not pytest-celery
-1.x (it needs Docker). `embedded_worker` runs Celery's own embedded worker against whatever broker
+1.x (it needs Docker). `worker_thread` runs Celery's own embedded worker against whatever broker
 the app is configured with; the harness gives it a Redis logical database of its own.
 `TaskEvents` records what was published and what was retried, from Celery's signals, so a test
 can assert on messages without timing anything.
@@ -24,7 +24,7 @@ from patterns.tasks import in_process_worker
 
 
 @contextmanager
-def embedded_worker(
+def worker_thread(
     app: Celery,
     *,
     pool: str = "threads",
@@ -56,6 +56,7 @@ class Retried:
     task_id: str
     countdown: float | datetime | None  # what `self.retry(countdown=...)` chose
     reason: str
+    retries: int = 0  # retries before this one (`request.retries`): 0 for the first
 
 
 @dataclass
@@ -97,6 +98,7 @@ class TaskEvents:
                     str(getattr(request, "id", "")),
                     float(when) if isinstance(when, int | float) else when,
                     str(getattr(reason, "exc", reason)),
+                    int(getattr(request, "retries", 0) or 0),
                 )
             )
 
@@ -105,8 +107,14 @@ class TaskEvents:
             return [p.task_id for p in self.published if p.task == task]
 
     def retry_countdowns(self, task_id: str) -> list[float | datetime | None]:
+        """The countdowns of `task_id`'s retries, first retry first.
+
+        In retry order, not signal order: Celery sends `task_retry` after publishing the retry,
+        so with a short countdown and a thread pool the next attempt may signal its own retry
+        first."""
         with self._lock:
-            return [r.countdown for r in self.retried if r.task_id == task_id]
+            mine = [r for r in self.retried if r.task_id == task_id]
+        return [r.countdown for r in sorted(mine, key=lambda r: r.retries)]
 
 
 @contextmanager
@@ -127,6 +135,6 @@ __all__ = [
     "Published",
     "Retried",
     "TaskEvents",
-    "embedded_worker",
     "record_task_events",
+    "worker_thread",
 ]

@@ -6,7 +6,10 @@
 * PostgreSQL: a template database migrated once per run, cloned into one database per xdist
   worker; each test runs in an outer transaction that is rolled back
   (`join_transaction_mode="create_savepoint"`, so the code under test may commit).
-* Redis: one logical database per worker, flushed before and after each test.
+* Redis: one logical database per process, held under a lease for the whole session (a file
+  lock per server and database in the temporary directory, taken without waiting, released by
+  the OS when the process ends), so no two processes (workers of this run, or of another run on
+  the same server) share one; flushed before and after each test. See docs/harness.md.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ from typing import Any
 import psycopg
 import pytest
 import pytest_asyncio
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from psycopg import sql
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -37,7 +41,9 @@ from patterns.testing import backends, hookspecs
 from patterns.testing.queries import QueryAssertions
 
 RUN_ID = pytest.StashKey[str]()
-_MAX_REDIS_DB = 15
+# Logical databases 1..15: 0 is left to whatever else uses the server.
+_REDIS_DBS = range(1, 16)
+_REDIS_LEASE_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -190,10 +196,37 @@ def _ensure_servers(config: pytest.Config) -> tuple[backends.Service, backends.S
         return pg, rd
 
 
-def _redis_db_index(worker: str) -> int:
-    if worker == "main":
-        return 1
-    return int(worker.removeprefix("gw")) % _MAX_REDIS_DB + 1
+@contextmanager
+def redis_db_lease(server_url: str, *, wait_s: float = _REDIS_LEASE_WAIT_S) -> Iterator[int]:
+    """A logical database of the Redis at `server_url` that no other process holds, for as long
+    as the context lasts.
+
+    The leases are lock files shared by every run on this machine (one per server address and
+    database); a process that dies releases its lock with it. When all are held, waits up to
+    `wait_s` for one to be released."""
+    address = server_url.split("://", 1)[1].split("/", 1)[0]
+    leases = Path(tempfile.gettempdir()) / "kit-redis-leases"
+    leases.mkdir(mode=0o777, exist_ok=True)
+    name = address.rsplit("@", 1)[-1].replace(":", "_")  # host_port, never a password
+    deadline = time.monotonic() + wait_s
+    while True:
+        for index in _REDIS_DBS:
+            lock = FileLock(str(leases / f"{name}-db{index}.lock"))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            try:
+                yield index
+            finally:
+                lock.release()
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"every Redis logical database of {address} is leased by another test process; "
+                f"see {leases}"
+            )
+        time.sleep(0.2)  # polling for a lease another process holds; no event to wait on
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -239,8 +272,8 @@ def kit_services(request: pytest.FixtureRequest) -> Iterator[KitServices]:
     with FileLock(str(_shared_dir(config) / "lock")):  # one clone of the template at a time
         _create_database(pg.url, db_name, template=_template_name(config))
     base = rd.url.split("://", 1)[1].split("/", 1)[0]
-    redis_url = f"redis://{base}/{_redis_db_index(worker)}"
-    yield KitServices(pg, rd, _db_url(pg.url, db_name), redis_url)
+    with redis_db_lease(rd.url) as redis_db:
+        yield KitServices(pg, rd, _db_url(pg.url, db_name), f"redis://{base}/{redis_db}")
     _drop_database(pg.url, db_name)
 
 
@@ -341,4 +374,4 @@ def assert_max_queries(
     return QueryAssertions(db_engine).at_most
 
 
-__all__ = ["KitServices", "truncate_all"]
+__all__ = ["KitServices", "redis_db_lease", "truncate_all"]

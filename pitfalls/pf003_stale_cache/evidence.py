@@ -9,7 +9,7 @@ from types import ModuleType
 
 from sqlalchemy import select
 
-from patterns.cache import Cache
+from patterns.cache import Cache, CacheSettings
 from patterns.db import session_scope
 from pitfalls._evidence import Evidence
 from pitfalls._runner import Backends
@@ -37,7 +37,9 @@ async def scenario(backends: Backends, version: ModuleType, name: str) -> tuple[
     """The steps, and the stale entry's remaining TTL in seconds (-2: no entry)."""
     events: list[str] = []
     cache = Cache(
-        backends.redis, prefix=backends.key(name), on_event=lambda e, _ns: events.append(e)
+        backends.redis,
+        CacheSettings(prefix=backends.key(name)),
+        on_event=lambda e, _ns: events.append(e),
     )
     async with session_scope(backends.sessionmaker) as s:
         item = Item(title="kettle", category="kitchen", price=Decimal("10.00"))

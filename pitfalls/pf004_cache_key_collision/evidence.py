@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from patterns.cache import Cache
+from patterns.cache import Cache, CacheSettings
 from patterns.db import session_scope
 from pitfalls._evidence import Evidence
 from pitfalls._runner import Backends
@@ -57,7 +57,7 @@ async def calls(backends: Backends) -> dict[str, list[Call]]:
     """Both versions, same four calls in the same order."""
     alice, bob = await _people(backends)
     out: dict[str, list[Call]] = {"wrong": [], "right": []}
-    cache = Cache(backends.redis, prefix=backends.key("right"))
+    cache = Cache(backends.redis, CacheSettings(prefix=backends.key("right")))
     wrong_prefix = backends.key("wrong")
 
     async def record(version: str, label: str, key: str, served: Any, expected: Any) -> None:

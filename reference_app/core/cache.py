@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from patterns.cache import Cache, CacheSpec
+from patterns.cache import Cache, CacheSettings, CacheSpec
 from reference_app.core.metrics import CACHE_HITS, CACHE_MISSES
 
 FEATURED = CacheSpec("items.featured", ttl=300, memory_ttl=5)
@@ -26,4 +26,4 @@ def user_tag(user_id: int) -> str:
 
 
 def make_cache(redis: Redis) -> Cache:
-    return Cache(redis, prefix="kit", hits=CACHE_HITS, misses=CACHE_MISSES)
+    return Cache(redis, CacheSettings(prefix="kit"), hits=CACHE_HITS, misses=CACHE_MISSES)

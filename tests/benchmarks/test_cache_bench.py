@@ -17,10 +17,10 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from patterns.cache import Cache, CacheSpec
-from patterns.crud import CRUDBase
+from patterns.cache import Cache, CacheSettings, CacheSpec
 from patterns.pagination import Page, PageParams, paginate
 from reference_app.models import User
+from tests.benchmarks.conftest import UserIn, users
 
 # `run` (tests/benchmarks/conftest.py) drives a coroutine on the harness's session loop.
 Run = Callable[[Awaitable[Any]], Any]
@@ -31,20 +31,12 @@ SPECS = {
 }
 
 
-class UserIn(BaseModel):
-    email: str
-    hashed_password: str = "not-a-real-hash"  # hashing is benchmarked on its own
-
-
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     email: str
     full_name: str | None
     role: str
-
-
-users = CRUDBase[User, UserIn, UserIn](User)
 
 
 @pytest.fixture
@@ -63,7 +55,7 @@ def test_bench_user_page_from_cache_or_database(
     user_ids: list[int],
     source: str,
 ) -> None:
-    cache = Cache(redis_client, prefix="bench")
+    cache = Cache(redis_client, CacheSettings(prefix="bench"))
 
     async def from_database() -> Page[UserOut]:
         stmt = select(User).order_by(User.id)

@@ -19,9 +19,9 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from patterns.crud import CRUDBase
 from patterns.pagination import CursorParams, Keyset, PageParams, paginate, paginate_keyset
 from reference_app.models import User
+from tests.benchmarks.conftest import UserIn, users
 
 ROWS = 1000
 SEEDED = 20_000
@@ -31,18 +31,10 @@ PAGE = 50
 DEEP_SKIP = SEEDED - 2 * PAGE
 
 
-class UserIn(BaseModel):
-    email: str
-    hashed_password: str = "not-a-real-hash"  # hashing is benchmarked on its own
-
-
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
     email: str
-
-
-users = CRUDBase[User, UserIn, UserIn](User)
 
 
 @pytest.mark.benchmark(group="crud: insert 1000 users")

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from patterns.cache import Cache, CacheSpec
+from patterns.cache import Cache, CacheSettings, CacheSpec
 from patterns.crud import CRUDBase
 from reference_app.models.user import User
 from tests.benchmarks.conftest import SHARED_HASH, Run
@@ -64,7 +64,7 @@ def test_bench_bulk_create_100_users_with_new_emails_every_round(
 def test_bench_cache_set_then_get_on_real_redis(
     benchmark: BenchmarkFixture, run: Run, redis_client: Redis
 ) -> None:
-    cache = Cache(redis_client, prefix="bench")
+    cache = Cache(redis_client, CacheSettings(prefix="bench"))
     value = {"id": 42, "email": "test@example.com", "full_name": "Guide Test User"}
 
     async def set_then_get() -> object:

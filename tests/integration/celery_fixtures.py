@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from patterns.tasks import RetryPolicy
-from patterns.testing.celery import TaskEvents, embedded_worker, record_task_events
+from patterns.testing.celery import TaskEvents, record_task_events, worker_thread
 from reference_app.core.celery_app import KitCelery, create_celery_app, worker_logging
 from reference_app.core.config import Settings
 from reference_app.core.payments import RecordingPaymentGateway
@@ -72,7 +72,7 @@ def start_celery_worker(celery_settings: Settings, redis_client: Redis) -> Celer
             with (
                 record_task_events(app) as events,
                 worker_logging(app),
-                embedded_worker(app, pool=pool, concurrency=concurrency),
+                worker_thread(app, pool=pool, concurrency=concurrency),
             ):
                 yield CeleryWorker(app, recording, events)
         finally:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import os
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import pytest
@@ -25,6 +29,7 @@ from reference_app.core.mail import RecordingMailBackend
 from reference_app.core.redis import make_redis
 from reference_app.main import create_app
 from reference_app.models.user import Role, User
+from tests.factories import UserFactory
 from tests.integration.celery_fixtures import (  # noqa: F401 (fixtures, registered by import)
     celery_settings,
     celery_worker,
@@ -103,14 +108,14 @@ def make_account(app: FastAPI, db_session: AsyncSession) -> AccountFactory:
         role: Role = Role.USER, *, active: bool = True, email: str | None = None
     ) -> Account:
         password = f"pw-{uuid.uuid4().hex[:12]}"
-        user = User(
+        user = await UserFactory.create_async(
+            db_session,
             email=email or f"{role.value}{next(counter)}-{uuid.uuid4().hex[:6]}@example.com",
             hashed_password=app.state.kit.passwords.hash(password),
             full_name=f"Test {role.value.title()}",
-            role=role.value,
+            role=role,
             is_active=active,
         )
-        db_session.add(user)
         # commit() releases a SAVEPOINT (the harness's outer transaction is still rolled back
         # after the test) so a request that fails and rolls back keeps this account.
         await db_session.commit()
@@ -126,3 +131,12 @@ def mailer(app: FastAPI) -> RecordingMailBackend:
     backend = RecordingMailBackend()
     app.state.kit.mailer = backend
     return backend
+
+
+async def run_kit(*args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m reference_app *args` in a new process, with `env` over this process's
+    environment, off the event loop; its output captured as text."""
+    command = [sys.executable, "-m", "reference_app", *args]
+    return await asyncio.to_thread(
+        subprocess.run, command, env={**os.environ, **env}, capture_output=True, text=True
+    )

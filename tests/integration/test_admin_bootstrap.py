@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 
+import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -21,6 +19,7 @@ from patterns.testing.backends import free_port
 from reference_app.core.config import Settings
 from reference_app.main import create_app
 from reference_app.models.user import Role, User
+from tests.integration.conftest import run_kit
 
 
 async def _admins(session: AsyncSession, email: str) -> list[User]:
@@ -76,6 +75,7 @@ async def _forward(port: int, host: str, target_port: int) -> AsyncIterator[None
         server.close()
 
 
+@pytest.mark.slow
 async def test_a_server_started_before_its_database_comes_up_and_creates_the_admin_later(
     settings: Settings,
     database_url: str,
@@ -114,19 +114,16 @@ async def test_a_server_started_before_its_database_comes_up_and_creates_the_adm
     assert [a.role for a in admins] == [Role.ADMIN.value]
 
 
+@pytest.mark.slow
 async def test_create_admin_command_is_idempotent(
     database_url: str, committed_db: async_sessionmaker[AsyncSession]
 ) -> None:
-    env = {
-        **os.environ,
-        "KIT_DATABASE_URL": database_url,
-        "KIT_ADMIN_PASSWORD": "cli-password-1",
-    }
-    cmd = [sys.executable, "-m", "reference_app", "create-admin", "--email", "cli@example.com"]
-    first = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+    env = {"KIT_DATABASE_URL": database_url, "KIT_ADMIN_PASSWORD": "cli-password-1"}
+    args = ("create-admin", "--email", "cli@example.com")
+    first = await run_kit(*args, env=env)
     assert first.returncode == 0, first.stderr
     assert "created" in first.stdout
-    second = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+    second = await run_kit(*args, env=env)
     assert second.returncode == 0, second.stderr
     assert "already exists" in second.stdout
     async with committed_db() as session:

@@ -20,6 +20,7 @@ from reference_app.core.config import Settings
 from reference_app.core.mail import RecordingMailBackend
 from reference_app.main import create_app
 from reference_app.models.user import Role, User
+from tests.factories import UserFactory
 from tests.integration.conftest import Account, AccountFactory, app_on_session
 
 REGISTER = "/api/v1/auth/register"
@@ -149,9 +150,9 @@ async def test_bcrypt_hash_still_verifies_and_is_upgraded_to_argon2_at_login(
     client: AsyncClient, db_session: AsyncSession
 ) -> None:
     legacy = bcrypt.hashpw(b"legacy-password", bcrypt.gensalt(rounds=4)).decode()
-    user = User(email="legacy@example.com", hashed_password=legacy, role=Role.USER.value)
-    db_session.add(user)
-    await db_session.flush()
+    user = await UserFactory.create_async(
+        db_session, email="legacy@example.com", hashed_password=legacy
+    )
     r = await client.post(
         LOGIN, data={"username": "legacy@example.com", "password": "legacy-password"}
     )
@@ -406,10 +407,9 @@ async def test_concurrent_password_changes_bump_the_version_once_each(
     SQL, so it ends at 2, never 1 (a token issued between the two would carry 1)."""
     live = create_app(settings, database=Database(db_engine), redis=redis_client)
     async with committed_db() as s:
-        user = User(
-            email="racer@example.com", hashed_password=live.state.kit.passwords.hash("old-pw-1")
+        user = await UserFactory.create_async(
+            s, email="racer@example.com", hashed_password=live.state.kit.passwords.hash("old-pw-1")
         )
-        s.add(user)
         await s.commit()
     token, _ = live.state.kit.tokens.create(user.id, "access")
     headers = {"Authorization": f"Bearer {token}"}

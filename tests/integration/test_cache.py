@@ -21,8 +21,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from patterns.cache import Cache, CacheSpec, WarmEntry
+from patterns.cache import Cache, CacheSettings, CacheSpec, WarmEntry
 from patterns.db.session import commit, rollback
+from patterns.testing import FakeClock
 
 SPEC = CacheSpec("items.list", ttl=60)
 PROFILE = CacheSpec("users.profile", ttl=600, per_principal=True)
@@ -80,7 +81,7 @@ class EventLog:
 
 @pytest.fixture
 def cache(redis_client: Redis) -> Cache:
-    return Cache(redis_client, prefix="test")
+    return Cache(redis_client, CacheSettings(prefix="test"))
 
 
 @pytest_asyncio.fixture
@@ -169,7 +170,7 @@ async def test_without_a_model_a_miss_and_a_hit_return_the_same_json_shape(cache
 async def test_a_decoding_client_works_too(redis_url: str) -> None:
     client = Redis.from_url(redis_url, decode_responses=True)
     try:
-        cache = Cache(client, prefix="test")
+        cache = Cache(client, CacheSettings(prefix="test"))
         await cache.get_or_set(SPEC, Calls([1]), tags=["t"])
         assert await cache.get_or_set(SPEC, Calls(None)) == [1]
         await cache.invalidate_tags("t")
@@ -271,7 +272,7 @@ async def test_after_commit_invalidation_is_dropped_on_rollback(
 async def test_concurrent_misses_in_one_process_compute_once(redis_client: Redis) -> None:
     log = EventLog()
     joined = log.reached("join", 19)
-    cache = Cache(redis_client, prefix="test", on_event=log)
+    cache = Cache(redis_client, CacheSettings(prefix="test"), on_event=log)
     compute = Calls({"v": 1}, hold=True)
     callers = [asyncio.create_task(cache.get_or_set(SPEC, compute)) for _ in range(20)]
     await joined.wait()  # 19 callers joined the one in-flight load
@@ -286,7 +287,7 @@ async def test_concurrent_misses_across_processes_compute_once(
 ) -> None:
     log = EventLog()
     waiting = log.reached("lock_wait", 3)
-    caches = [Cache(redis_clients(), prefix="test", on_event=log) for _ in range(4)]
+    caches = [Cache(redis_clients(), CacheSettings(prefix="test"), on_event=log) for _ in range(4)]
     compute = Calls({"v": 1}, hold=True)
     callers = [
         asyncio.create_task(cache.get_or_set(SPEC, compute)) for cache in caches for _ in range(5)
@@ -305,7 +306,7 @@ async def test_without_the_lock_processes_compute_on_their_own_in_two_round_trip
 ) -> None:
     spec = CacheSpec("users.profile", ttl=60, per_principal=True, lock=False)
     log = EventLog()
-    caches = [Cache(redis_clients(), prefix="test", on_event=log) for _ in range(2)]
+    caches = [Cache(redis_clients(), CacheSettings(prefix="test"), on_event=log) for _ in range(2)]
     compute = Calls({"v": 1}, hold=True)
     callers = [
         asyncio.create_task(cache.get_or_set(spec, compute, principal=7))
@@ -330,7 +331,7 @@ async def test_a_waiter_takes_over_when_the_lock_holder_vanishes(
 ) -> None:
     log = EventLog()
     waiting = log.reached("lock_wait", 1)
-    cache = Cache(redis_clients(), prefix="test", on_event=log)
+    cache = Cache(redis_clients(), CacheSettings(prefix="test"), on_event=log)
     lock = f"{cache.key(SPEC)}:lock"
     await redis_client.set(lock, "a-process-that-died")
     compute = Calls("computed")
@@ -345,7 +346,7 @@ async def test_a_waiter_takes_over_when_the_lock_holder_vanishes(
 
 async def test_a_waiter_computes_when_the_wait_runs_out(redis_client: Redis) -> None:
     log = EventLog()
-    cache = Cache(redis_client, prefix="test", wait_timeout=0.05, on_event=log)
+    cache = Cache(redis_client, CacheSettings(prefix="test", wait_timeout=0.05), on_event=log)
     lock = f"{cache.key(SPEC)}:lock"
     await redis_client.set(lock, "a-stuck-process")
     assert await cache.get_or_set(SPEC, Calls("computed")) == "computed"
@@ -358,7 +359,7 @@ async def test_a_failing_compute_reaches_every_joined_caller_and_stores_nothing(
 ) -> None:
     log = EventLog()
     joined = log.reached("join", 4)
-    cache = Cache(redis_client, prefix="test", on_event=log)
+    cache = Cache(redis_client, CacheSettings(prefix="test"), on_event=log)
     release = asyncio.Event()
     calls = 0
 
@@ -382,7 +383,7 @@ async def test_when_the_leading_caller_is_cancelled_a_joined_caller_loads_instea
 ) -> None:
     log = EventLog()
     joined = log.reached("join", 1)
-    cache = Cache(redis_client, prefix="test", on_event=log)
+    cache = Cache(redis_client, CacheSettings(prefix="test"), on_event=log)
     stuck = Calls("never", hold=True)
     leader = asyncio.create_task(cache.get_or_set(SPEC, stuck))
     await stuck.started.wait()
@@ -399,17 +400,9 @@ async def test_when_the_leading_caller_is_cancelled_a_joined_caller_loads_instea
 # --- the memory tier ------------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_the_memory_tier_serves_without_asking_redis(redis_client: Redis) -> None:
     spec = CacheSpec("items.featured", ttl=60, memory_ttl=5)
-    cache = Cache(redis_client, prefix="test")
+    cache = Cache(redis_client, CacheSettings(prefix="test"))
     await cache.get_or_set(spec, Calls("v1"))
     await redis_client.delete(cache.key(spec))  # gone from Redis, still in this process
     assert await cache.get_or_set(spec, Calls("v2")) == "v1"
@@ -420,8 +413,8 @@ async def test_another_process_sees_an_invalidation_within_the_memory_ttl(
 ) -> None:
     spec = CacheSpec("items.featured", ttl=60, memory_ttl=5)
     clock = FakeClock()
-    writer = Cache(redis_clients(), prefix="test")
-    reader = Cache(redis_clients(), prefix="test", clock=clock)
+    writer = Cache(redis_clients(), CacheSettings(prefix="test"))
+    reader = Cache(redis_clients(), CacheSettings(prefix="test"), clock=clock)
     assert await reader.get_or_set(spec, Calls("v1"), tags=["items"]) == "v1"
     await writer.invalidate_tags("items")
     # The reader's copy is stale for at most memory_ttl seconds, then it reads Redis again.
@@ -473,7 +466,7 @@ async def test_hits_and_misses_are_counted_per_namespace_on_prometheus_counters(
     registry = CollectorRegistry()
     hits = PromCounter("cache_hits", "hits", ["namespace"], registry=registry)
     misses = PromCounter("cache_misses", "misses", ["namespace"], registry=registry)
-    cache = Cache(redis_client, prefix="test", hits=hits, misses=misses)
+    cache = Cache(redis_client, CacheSettings(prefix="test"), hits=hits, misses=misses)
     for _ in range(3):
         await cache.get_or_set(SPEC, Calls(1))
     assert registry.get_sample_value("cache_hits_total", {"namespace": "items.list"}) == 2
@@ -483,7 +476,9 @@ async def test_hits_and_misses_are_counted_per_namespace_on_prometheus_counters(
 async def test_hits_and_misses_may_be_counted_by_plain_callables(redis_client: Redis) -> None:
     hits: list[str] = []
     misses: list[str] = []
-    cache = Cache(redis_client, prefix="test", hits=hits.append, misses=misses.append)
+    cache = Cache(
+        redis_client, CacheSettings(prefix="test"), hits=hits.append, misses=misses.append
+    )
     await cache.get_or_set(SPEC, Calls(1))
     await cache.get_or_set(SPEC, Calls(1))
     assert (hits, misses) == (["items.list"], ["items.list"])
@@ -508,7 +503,7 @@ async def test_an_invalidation_redis_missed_is_applied_before_the_next_read(
 ) -> None:
     client = cast(_FlakyRedis, _FlakyRedis.from_url(redis_url))
     clock = FakeClock()
-    cache = Cache(client, clock=clock, retry_after=5)
+    cache = Cache(client, CacheSettings(retry_after=5), clock=clock)
     spec = CacheSpec("profile", ttl=300)
     try:
         assert await cache.get_or_set(spec, Calls("before"), tags=["user:1"]) == "before"
@@ -534,14 +529,14 @@ async def test_a_missed_invalidation_reaches_other_processes_without_a_read_here
     not after the entry's TTL."""
     client = cast(_FlakyRedis, _FlakyRedis.from_url(redis_url))
     other_client = Redis.from_url(redis_url)
-    writer = Cache(client, unapplied_retry_s=0.01)
+    writer = Cache(client, CacheSettings(unapplied_retry_s=0.01))
     reader = Cache(other_client)  # another API process
     spec = CacheSpec("profile", ttl=300)
     try:
         assert await reader.get_or_set(spec, Calls("before"), tags=["user:1"]) == "before"
         client.down = True
         await writer.invalidate_tags("user:1")
-        retry = writer.unapplied_retry
+        retry = writer.backlog.retry
         assert retry is not None
         client.down = False
         await asyncio.wait_for(retry, timeout=10)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from prometheus_client import REGISTRY
@@ -18,8 +19,8 @@ from patterns.testing.backends import free_port
 from reference_app.core.config import Settings
 from reference_app.core.redis import make_redis
 from reference_app.main import create_app
-from reference_app.models.item import Item
-from tests.integration.conftest import AccountFactory
+from tests.factories import ItemFactory, UserFactory
+from tests.integration.conftest import AccountFactory, run_kit
 
 PROFILE = "/api/v1/users/profile"
 FEATURED = "/api/v1/items/featured"
@@ -84,8 +85,9 @@ async def test_featured_is_served_from_cache_and_fresh_after_a_write(
     assert_num_queries: Any,
 ) -> None:
     owner = await make_account()
-    item = Item(title="Star", category="x", price=Decimal("1.00"), owner_id=owner.user.id)
-    db_session.add(item)
+    item = await ItemFactory.create_async(
+        db_session, title="Star", category="x", price=Decimal("1.00"), owner_id=owner.user.id
+    )
     await db_session.commit()
     assert (await client.get(FEATURED)).json() == []
     with assert_num_queries(0):  # a hit touches no database
@@ -123,22 +125,16 @@ async def test_reads_answer_200_with_redis_stopped(
     await dead.aclose()
 
 
+@pytest.mark.slow  # runs the CLI in a new process
 async def test_warm_cache_command_stores_featured_and_profiles(
     database_url: str, redis_url: str, committed_db: Any, redis_client: Redis
 ) -> None:
-    import asyncio
-    import os
-    import subprocess
-    import sys
-
-    from reference_app.models.user import User
-
     async with committed_db() as s:
-        s.add_all([User(email=f"w{i}@example.com", hashed_password="x") for i in range(3)])
+        for i in range(3):
+            await UserFactory.create_async(s, email=f"w{i}@example.com")
         await s.commit()
-    env = {**os.environ, "KIT_DATABASE_URL": database_url, "KIT_REDIS_URL": redis_url}
-    cmd = [sys.executable, "-m", "reference_app", "warm-cache", "--profiles", "2"]
-    done = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True, text=True)
+    env = {"KIT_DATABASE_URL": database_url, "KIT_REDIS_URL": redis_url}
+    done = await run_kit("warm-cache", "--profiles", "2", env=env)
     assert done.returncode == 0, done.stderr
     assert "3 entries stored, 0 failed" in done.stdout
     assert len(await redis_client.keys("kit:users.profile:*")) == 2

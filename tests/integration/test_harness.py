@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from decimal import Decimal
 
-import factory
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from patterns.db.queries import QueryCounter
-from patterns.testing import AsyncFactory
-from reference_app.models import User
+from patterns.security import PasswordHasher
+from reference_app.models import Inventory, OrderItem, Payment, User
+from reference_app.models.user import Role
+from tests.factories import ItemFactory, OrderFactory, UserFactory
 
 QueryAssert = Callable[[int], AbstractContextManager[QueryCounter]]
 MARKER_EMAIL = "isolation-probe@example.com"
-
-
-class UserFactory(AsyncFactory[User]):
-    class Meta:
-        model = User
-
-    email = factory.Sequence(lambda n: f"user{n}@example.com")
-    hashed_password = "not-a-real-hash"
-    full_name = factory.Faker("name")
 
 
 async def _count_marker(session: AsyncSession) -> int:
@@ -38,14 +31,14 @@ async def _count_marker(session: AsyncSession) -> int:
 # The two isolation tests run in file order; each proves the other's row is gone.
 async def test_isolation_first_writes_and_commits(db_session: AsyncSession) -> None:
     assert await _count_marker(db_session) == 0
-    db_session.add(User(email=MARKER_EMAIL, hashed_password="x"))
+    await UserFactory.create_async(db_session, email=MARKER_EMAIL)
     await db_session.commit()  # releases a SAVEPOINT; the outer transaction is rolled back
     assert await _count_marker(db_session) == 1
 
 
 async def test_isolation_second_sees_nothing_of_the_first(db_session: AsyncSession) -> None:
     assert await _count_marker(db_session) == 0
-    db_session.add(User(email=MARKER_EMAIL, hashed_password="x"))
+    await UserFactory.create_async(db_session, email=MARKER_EMAIL)
     await db_session.flush()
     assert await _count_marker(db_session) == 1
 
@@ -53,9 +46,9 @@ async def test_isolation_second_sees_nothing_of_the_first(db_session: AsyncSessi
 async def test_rollback_in_code_under_test_keeps_the_outer_transaction(
     db_session: AsyncSession,
 ) -> None:
-    db_session.add(User(email="kept@example.com", hashed_password="x"))
+    await UserFactory.create_async(db_session, email="kept@example.com")
     await db_session.commit()
-    db_session.add(User(email="dropped@example.com", hashed_password="x"))
+    await UserFactory.create_async(db_session, email="dropped@example.com")
     await db_session.rollback()
     emails = set(await db_session.scalars(select(User.email)))
     assert emails == {"kept@example.com"}
@@ -65,7 +58,7 @@ async def test_committed_db_is_visible_on_another_connection_and_cleaned(
     committed_db: async_sessionmaker[AsyncSession], db_engine: AsyncEngine
 ) -> None:
     async with committed_db() as s:
-        s.add(User(email="committed@example.com", hashed_password="x"))
+        await UserFactory.create_async(s, email="committed@example.com")
         await s.commit()
     async with db_engine.connect() as other:
         n = await other.scalar(text("SELECT count(*) FROM users"))
@@ -129,6 +122,37 @@ async def test_async_factory_creates_in_one_flush(
     assert len({u.email for u in users}) == 5
     one = await UserFactory.create_async(db_session, full_name="Ada")
     assert one.full_name == "Ada"
+
+
+async def test_factories_build_items_with_stock_and_orders_with_lines_and_payment(
+    db_session: AsyncSession,
+) -> None:
+    buyer = await UserFactory.create_async(db_session, role=Role.MANAGER, password="s3cret-pass")
+    assert buyer.role == "manager"
+    assert PasswordHasher().verify_and_update("s3cret-pass", buyer.hashed_password)[0]
+    item = await ItemFactory.create_async(db_session, owner=buyer, price=Decimal("2.50"), stock=7)
+    bare = await ItemFactory.create_async(db_session)
+    order = await OrderFactory.create_async(db_session, user=buyer, basket=[(item, 2), (bare, 1)])
+
+    stock = await db_session.scalar(select(Inventory.quantity).where(Inventory.item_id == item.id))
+    assert stock == 7
+    assert await db_session.scalar(select(Inventory.id).where(Inventory.item_id == bare.id)) is None
+    assert bare.owner_id != buyer.id
+    lines = (
+        await db_session.execute(
+            select(OrderItem.item_id, OrderItem.quantity, OrderItem.unit_price)
+            .where(OrderItem.order_id == order.id)
+            .order_by(OrderItem.id)
+        )
+    ).all()
+    assert [tuple(line) for line in lines] == [
+        (item.id, 2, Decimal("2.50")),
+        (bare.id, 1, bare.price),
+    ]
+    assert order.total == Decimal("5.00") + bare.price
+    payment = await db_session.scalar(select(Payment).where(Payment.order_id == order.id))
+    assert payment is not None
+    assert payment.amount == order.total
 
 
 async def test_worker_database_was_built_by_the_migrations(db_session: AsyncSession) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from httpx import AsyncClient
 from redis.asyncio import Redis
 
@@ -53,6 +54,7 @@ async def test_ready_is_503_naming_redis_when_it_is_down(
     assert [d["check"] for d in r.json()["error"]["details"]] == ["redis"]
 
 
+@pytest.mark.slow  # an outage: connecting to a closed port, with the retry policy's backoff
 async def test_api_answers_503_not_500_while_the_database_is_down(
     settings: Settings, redis_client: Redis
 ) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reference_app.models.item import Inventory, Item
 from reference_app.models.user import Role
+from tests.factories import ItemFactory
 from tests.integration.conftest import AccountFactory
 
 ITEMS = "/api/v1/items"
@@ -254,9 +255,9 @@ async def test_inventory_is_set_by_managers_and_admins(
     expected: int,
 ) -> None:
     owner = await make_account()
-    item = Item(title="Stocked", category="x", price=Decimal("1.00"), owner_id=owner.user.id)
-    db_session.add(item)
-    await db_session.flush()
+    item = await ItemFactory.create_async(
+        db_session, title="Stocked", category="x", price=Decimal("1.00"), owner_id=owner.user.id
+    )
     headers = (await make_account(role)).headers if role else {}
     r = await client.put(f"{ITEMS}/{item.id}/inventory", headers=headers, json={"quantity": 7})
     assert r.status_code == expected, r.text
@@ -275,10 +276,14 @@ async def test_inventory_quantity_must_be_a_json_integer_and_a_refusal_changes_n
     client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession, quantity: object
 ) -> None:
     manager = await make_account(Role.MANAGER)
-    item = Item(title="Stocked", category="x", price=Decimal("1.00"), owner_id=manager.user.id)
-    db_session.add(item)
-    await db_session.flush()
-    db_session.add(Inventory(item_id=item.id, quantity=5))
+    item = await ItemFactory.create_async(
+        db_session,
+        title="Stocked",
+        category="x",
+        price=Decimal("1.00"),
+        owner_id=manager.user.id,
+        stock=5,
+    )
     await db_session.commit()
     r = await client.put(
         f"{ITEMS}/{item.id}/inventory", headers=manager.headers, json={"quantity": quantity}

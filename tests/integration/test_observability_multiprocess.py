@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from patterns.testing import wait_until
 from patterns.testing.backends import free_port
 
 pytestmark = pytest.mark.slow
@@ -48,17 +48,14 @@ def _requests_per_pid(multiproc_dir: Path) -> dict[int, float]:
 
 
 def _wait_until_live(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    def live() -> bool:
         if proc.poll() is not None:
             pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/health/live", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)  # polling interval, not synchronisation: the loop checks readiness
-    pytest.fail(f"server not live after {START_TIMEOUT_S} s:\n{log.read_text()}")
+        return httpx.get(f"{base}/health/live", timeout=1.0).status_code == 200
+
+    wait_until(
+        live, "the server to be live", timeout_s=START_TIMEOUT_S, ignore=(httpx.TransportError,)
+    )
 
 
 def _get_on_a_new_connection(url: str) -> int:
@@ -99,11 +96,11 @@ def test_metrics_aggregate_the_requests_served_by_two_workers(tmp_path: Path) ->
 
         # A worker observes the duration after the last byte is sent, so the client can see a
         # response a moment before its count lands: read until every request is counted.
+        wait_until(
+            lambda: sum(_requests_per_pid(multiproc_dir).values()) >= sent,
+            "every request to be counted",
+        )
         per_pid = _requests_per_pid(multiproc_dir)
-        deadline = time.monotonic() + 10
-        while sum(per_pid.values()) < sent and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling interval: the loop checks the files
-            per_pid = _requests_per_pid(multiproc_dir)
         assert len(per_pid) == 2, f"all {sent} requests went to one worker: {per_pid}"
         assert sum(per_pid.values()) == sent
 

@@ -22,9 +22,10 @@ from patterns.testing.celery import record_task_events
 from reference_app.core.config import Settings
 from reference_app.main import create_app
 from reference_app.models.item import Inventory, Item
-from reference_app.models.order import Order, OrderStatus, Payment
-from reference_app.models.user import Role, User
+from reference_app.models.order import Order, OrderStatus
+from reference_app.models.user import Role
 from reference_app.worker.tasks import PROCESS_ORDER
+from tests.factories import ItemFactory, OrderFactory, UserFactory
 from tests.integration.conftest import AccountFactory
 
 ORDERS = "/api/v1/orders"
@@ -33,10 +34,9 @@ ORDERS = "/api/v1/orders"
 async def _stocked_item(
     session: AsyncSession, owner_id: int, quantity: int, price: str = "10.00"
 ) -> Item:
-    item = Item(title="Widget", category="tools", price=Decimal(price), owner_id=owner_id)
-    session.add(item)
-    await session.flush()
-    session.add(Inventory(item_id=item.id, quantity=quantity))
+    item = await ItemFactory.create_async(
+        session, title="Widget", price=Decimal(price), owner_id=owner_id, stock=quantity
+    )
     await session.commit()
     return item
 
@@ -300,9 +300,9 @@ async def _committed_buyer(app: FastAPI, session: AsyncSession, n: int = 1) -> l
     """n committed users' auth headers; the first user also owns the test's items."""
     headers = []
     for _ in range(n):
-        user = User(email=f"b-{uuid.uuid4().hex[:10]}@example.com", hashed_password="x")
-        session.add(user)
-        await session.flush()
+        user = await UserFactory.create_async(
+            session, email=f"b-{uuid.uuid4().hex[:10]}@example.com"
+        )
         session.info.setdefault("first_user_id", user.id)
         token, _ = app.state.kit.tokens.create(user.id, TokenType.ACCESS)
         headers.append({"Authorization": f"Bearer {token}"})
@@ -359,13 +359,7 @@ async def test_failure_after_the_stock_decrement_leaves_no_order_and_the_stock_u
     async with committed_db() as s:
         (buyer,) = await _committed_buyer(app, s)
         item = await _stocked_item(s, _owner(s), 5)
-        other = Order(
-            user_id=_owner(s),
-            total=Decimal(0),
-            lines=[],
-            payment=Payment(amount=0, reference="pay_taken"),
-        )
-        s.add(other)
+        await OrderFactory.create_async(s, user_id=_owner(s), reference="pay_taken")
         await s.commit()
     # The payment intent is written after the decrement; make it fail (its reference collides).
     monkeypatch.setattr(
@@ -458,12 +452,12 @@ async def test_deleting_an_item_while_it_is_ordered_patched_or_restocked_is_neve
     app, client = live
     async with committed_db() as s:
         owner, buyer = await _committed_buyer(app, s, 2)
-        manager = User(email=f"m-{uuid.uuid4().hex[:10]}@example.com", hashed_password="x")
-        manager.role = Role.MANAGER.value
-        s.add(manager)
-        await s.flush()
-        token, _ = app.state.kit.tokens.create(manager.id, TokenType.ACCESS)
-        staff = {"Authorization": f"Bearer {token}"}
+        manager = await UserFactory.create_async(
+            s, email=f"m-{uuid.uuid4().hex[:10]}@example.com", role=Role.MANAGER
+        )
+        staff = {
+            "Authorization": f"Bearer {app.state.kit.tokens.create(manager.id, TokenType.ACCESS)[0]}"
+        }
         items = [await _stocked_item(s, _owner(s), 5) for _ in range(RACES)]
 
     def rival_request(item_id: int) -> Any:

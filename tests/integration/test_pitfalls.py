@@ -37,8 +37,8 @@ from pitfalls.pf010_task_inside_transaction import evidence as pf010
 from pitfalls.pf010_task_inside_transaction import right as pf010_right
 from pitfalls.pf010_task_inside_transaction import wrong as pf010_wrong
 from reference_app.core.config import Settings
-from reference_app.models import Item, User
 from reference_app.models.order import OrderStatus
+from tests.factories import ItemFactory
 
 pytestmark = pytest.mark.integration
 
@@ -56,11 +56,7 @@ async def backends(settings: Settings, tmp_path: Path) -> AsyncIterator[Backends
 
 
 async def _seed_owners(session: AsyncSession, n: int) -> None:
-    for i in range(n):
-        user = User(email=f"owner{i}@example.com", hashed_password="-")
-        user.items = [Item(title=f"item {i}", category="books", price=1)]
-        session.add(user)
-    await session.flush()
+    await ItemFactory.create_batch_async(session, n, category="books", price=1)  # one owner each
     session.expunge_all()  # nothing loaded: every answer comes from the database
 
 
@@ -255,6 +251,7 @@ async def test_pf010_right_sends_nothing_for_a_rollback_and_processes_the_commit
 # --- the runner ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_every_pitfall_shows_its_evidence_on_real_servers(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from reference_app.core.config import Settings
 from reference_app.main import create_app
 from reference_app.models.user import Role, User
 from reference_app.schemas.user import Principal
+from tests.factories import UserFactory
 from tests.integration.conftest import Account, AccountFactory, app_on_session
 
 ME = "/api/v1/users/me"
@@ -339,13 +339,7 @@ async def test_two_admins_removing_each_other_at_once_leave_one_admin(
 ) -> None:
     live = create_app(settings, database=Database(db_engine), redis=redis_client)
     async with committed_db() as s:
-        first, second = (
-            User(
-                email=f"admin-{uuid.uuid4().hex[:8]}@example.com", hashed_password="x", role="admin"
-            )
-            for _ in range(2)
-        )
-        s.add_all([first, second])
+        first, second = await UserFactory.create_batch_async(s, 2, role=Role.ADMIN)
         await s.commit()
     headers = {
         u.id: {"Authorization": f"Bearer {live.state.kit.tokens.create(u.id, TokenType.ACCESS)[0]}"}

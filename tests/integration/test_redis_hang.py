@@ -14,12 +14,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from patterns.resilience import CircuitBreaker
-from patterns.testing import make_client
+from patterns.testing import FakeClock, make_client
 from reference_app.core.config import Settings
 from reference_app.core.redis import make_redis
 from tests.integration.conftest import AccountFactory, app_on_session
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ME = "/api/v1/users/me"
 
@@ -51,14 +51,6 @@ class HungServer:
             writer.close()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest_asyncio.fixture
 async def hung() -> AsyncIterator[HungServer]:
     async with HungServer() as server:
@@ -73,7 +65,7 @@ async def _client(hung: HungServer, breaker: CircuitBreaker) -> Redis:
 async def test_after_one_timeout_calls_fail_at_once_until_the_window_ends(
     hung: HungServer,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     breaker = CircuitBreaker(open_for=2.0, clock=clock)
     client = await _client(hung, breaker)
     try:

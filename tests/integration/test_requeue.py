@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from celery.signals import task_postrun
 from redis.asyncio import Redis
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.db import session_scope
+from patterns.testing import wait_until_async
 from patterns.testing.celery import record_task_events
 from reference_app.core.celery_app import (
     REQUEUE_INTERVAL_S,
@@ -33,7 +32,7 @@ from reference_app.models import Order
 from reference_app.worker.requeue import requeue_pending_orders, stale_pending_query
 from reference_app.worker.tasks import PROCESS_ORDER, process_order
 from tests.integration.celery_fixtures import CeleryWorkerFactory
-from tests.integration.conftest import AccountFactory
+from tests.integration.conftest import AccountFactory, run_kit
 from tests.integration.test_tasks import (
     COMPLETED,
     RESULT_TIMEOUT_S,
@@ -41,7 +40,6 @@ from tests.integration.test_tasks import (
     Sessions,
     create_order,
     statuses,
-    wait_for,
 )
 
 
@@ -133,10 +131,11 @@ async def test_beat_runs_the_sweep_and_a_stuck_order_gets_processed(
         async def processed() -> bool:
             return await statuses(committed_db, order.id) == ("processed", "succeeded")
 
-        await wait_for(processed, "the stuck order to be processed")
+        await wait_until_async(processed, "the stuck order to be processed")
     assert [c.outcome for c in celery.gateway.calls] == ["charged"]
 
 
+@pytest.mark.slow
 async def test_the_command_resends_the_oldest_orders_up_to_its_limit(
     committed_db: Sessions, database_url: str, redis_url: str, redis_client: Redis
 ) -> None:
@@ -144,22 +143,13 @@ async def test_the_command_resends_the_oldest_orders_up_to_its_limit(
     second = await create_order(committed_db)
     for order in (first, second):
         await age(committed_db, order, 60)
-    env = {**os.environ, "KIT_DATABASE_URL": database_url, "KIT_REDIS_URL": redis_url}
-    command = [sys.executable, "-m", "reference_app", "requeue-pending"]
+    env = {"KIT_DATABASE_URL": database_url, "KIT_REDIS_URL": redis_url}
 
-    default = await asyncio.to_thread(
-        subprocess.run, command, env=env, capture_output=True, text=True
-    )
+    default = await run_kit("requeue-pending", env=env)
     assert default.returncode == 0, default.stderr
     assert "re-sent process_order for 0 pending orders" in default.stdout  # younger than 420 s
 
-    limited = await asyncio.to_thread(
-        subprocess.run,
-        [*command, "--older-than", "30", "--limit", "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    limited = await run_kit("requeue-pending", "--older-than", "30", "--limit", "1", env=env)
     assert limited.returncode == 0, limited.stderr
     assert "re-sent process_order for 1 pending orders" in limited.stdout
     [raw] = await redis_client.lrange("celery", 0, -1)

@@ -11,6 +11,9 @@ from redis.asyncio import Redis
 
 from patterns.security import Claims, TokenType
 from patterns.security.revocation import RevocationList
+from patterns.testing import FakeClock
+
+pytestmark = pytest.mark.slow
 
 LOGGER = "patterns.security.revocation"
 CLAIMS = Claims(
@@ -25,15 +28,13 @@ CLAIMS = Claims(
 async def test_an_outage_logs_one_skipped_check_warning_per_interval(
     dead_redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    now = [0.0]
-    revocations = RevocationList(
-        dead_redis, fail_open=True, warn_interval_s=30, clock=lambda: now[0]
-    )
+    clock = FakeClock(0.0)
+    revocations = RevocationList(dead_redis, fail_open=True, warn_interval_s=30, clock=clock)
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         for _ in range(590):  # ten seconds of authenticated requests
             assert await revocations.is_revoked(CLAIMS) is False
-        now[0] = 30.0
+        clock.now = 30.0
         assert await revocations.is_revoked(CLAIMS) is False
 
     messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]

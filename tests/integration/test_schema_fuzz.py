@@ -9,7 +9,6 @@ database and Redis database; whatever it commits is truncated and flushed at the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -26,6 +25,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from patterns.testing import wait_until_async
 from patterns.testing.backends import free_port
 from patterns.testing.plugin import truncate_all
 
@@ -104,18 +104,20 @@ def _server_env(database_url: str, redis_url: str) -> dict[str, str]:
 
 
 async def _wait_until_ready(proc: subprocess.Popen[bytes], server: LiveServer) -> None:
-    deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
     async with httpx.AsyncClient(base_url=server.base, timeout=2.0) as client:
-        while asyncio.get_running_loop().time() < deadline:
+
+        async def ready() -> bool:
             if proc.poll() is not None:
                 pytest.fail(f"server exited with {proc.returncode}:\n{server.log_tail()}")
-            try:
-                if (await client.get("/health/ready")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)  # polling interval, not synchronisation: the loop checks
-    pytest.fail(f"server not ready after {START_TIMEOUT_S} s:\n{server.log_tail()}")
+            return (await client.get("/health/ready")).status_code == 200
+
+        await wait_until_async(
+            ready,
+            f"the server to be ready (log: {server.log})",
+            timeout_s=START_TIMEOUT_S,
+            interval=0.1,
+            ignore=(httpx.TransportError,),
+        )
 
 
 async def _login(client: httpx.AsyncClient, email: str, password: str) -> str:

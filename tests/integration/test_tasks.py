@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -24,14 +22,16 @@ from patterns.db import session_scope
 from patterns.observability.celery import REQUEST_ID_HEADER
 from patterns.observability.request_id import set_request_id
 from patterns.tasks import RetryPolicy, send_after_commit
+from patterns.testing import wait_until_async
 from reference_app.core.celery_app import TRANSIENT_ERRORS
 from reference_app.core.payments import (
     PaymentDeclinedError,
     RecordingPaymentGateway,
     TransientPaymentError,
 )
-from reference_app.models import Inventory, Item, Order, OrderItem, Payment, User
+from reference_app.models import Order, Payment
 from reference_app.worker.tasks import PROCESS_ORDER, process_order
+from tests.factories import ItemFactory, OrderFactory, UserFactory
 from tests.integration.celery_fixtures import (
     TEST_MAX_RETRIES,
     CeleryWorker,
@@ -52,29 +52,11 @@ class PlacedOrder:
 
 async def add_order(session: AsyncSession) -> PlacedOrder:
     """A pending order for 2 × 9.50 with its line and payment intent, flushed in `session`."""
-    user = User(
-        email=f"buyer-{uuid.uuid4().hex[:10]}@example.com",
-        hashed_password="not-a-real-hash",
-        role="user",
-    )
-    session.add(user)
-    await session.flush()
-    item = Item(title="Widget", category="tools", price=Decimal("9.50"), owner_id=user.id)
-    session.add(item)
-    await session.flush()
-    session.add(Inventory(item_id=item.id, quantity=8))
-    total = Decimal("19.00")
-    order = Order(user_id=user.id, status="pending", total=total)
-    session.add(order)
-    await session.flush()
-    reference = f"pay_{uuid.uuid4().hex}"
-    session.add_all(
-        [
-            OrderItem(order_id=order.id, item_id=item.id, quantity=2, unit_price=item.price),
-            Payment(order_id=order.id, amount=total, reference=reference),
-        ]
-    )
-    await session.flush()
+    user = await UserFactory.create_async(session)
+    item = await ItemFactory.create_async(session, owner=user, price=Decimal("9.50"), stock=8)
+    order = await OrderFactory.create_async(session, user=user, basket=[(item, 2)])
+    assert order.payment is not None
+    reference, total = order.payment.reference, order.total
     return PlacedOrder(order.id, reference, total)
 
 
@@ -94,15 +76,6 @@ async def statuses(sessions: Sessions, order_id: int) -> tuple[str, str]:
             )
         ).one()
         return row[0], row[1]
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll a database condition until it holds (bounded); fails the test if it never does."""
-    for _ in range(1000):
-        if await condition():
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def send_process_order(session: AsyncSession, app: Celery, order_id: int, countdown: float) -> str:
@@ -184,7 +157,9 @@ async def test_concurrent_runs_of_one_order_capture_the_payment_once(
                 )
                 return bool(waiting == 1)
 
-        await wait_for(second_run_waits_on_the_lock, "the second run to wait on the row lock")
+        await wait_until_async(
+            second_run_waits_on_the_lock, "the second run to wait on the row lock"
+        )
         release.set()
 
         assert first.get(timeout=RESULT_TIMEOUT_S) == COMPLETED

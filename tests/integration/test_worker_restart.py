@@ -15,27 +15,25 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
+from patterns.testing import wait_until
 from patterns.testing.backends import free_port
 from reference_app.core.celery_app import KitCelery, create_celery_app
 from reference_app.core.config import Settings
 from reference_app.worker.tasks import PROCESS_ORDER
 
+pytestmark = pytest.mark.slow
+
 WAIT_S = 60
 
 
-def poll(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def wait_for(condition: Callable[[], object], what: str) -> None:
+    wait_until(condition, what, timeout_s=WAIT_S)
 
 
 def start_redis(server: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
@@ -46,13 +44,9 @@ def start_redis(server: str, port: int, workdir: Path) -> subprocess.Popen[bytes
     )
     client = redis.Redis(port=port)
 
-    def answers() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
-    poll(answers, "redis-server to start")
+    wait_until(
+        client.ping, "redis-server to start", timeout_s=WAIT_S, ignore=(redis.ConnectionError,)
+    )
     client.close()
     return proc
 
@@ -84,11 +78,11 @@ def test_the_worker_is_started_again_after_redis_drops_it_holding_a_countdown_me
         supervisor = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     client = redis.Redis(port=port)
     try:
-        poll(lambda: worker_pid(app) is not None, "a worker")
+        wait_for(lambda: worker_pid(app) is not None, "a worker")
         first = worker_pid(app)
 
         app.send_task(PROCESS_ORDER, args=(2**31 - 1,), countdown=300, ignore_result=True)
-        poll(lambda: client.hlen("unacked") == 1, "the worker to hold the countdown message")
+        wait_for(lambda: client.hlen("unacked") == 1, "the worker to hold the countdown message")
         with contextlib.suppress(redis.ConnectionError):  # the server hangs up as it stops
             client.shutdown(nosave=True)
         broker.wait(timeout=WAIT_S)
@@ -98,14 +92,14 @@ def test_the_worker_is_started_again_after_redis_drops_it_holding_a_countdown_me
         # worker consumes again, whichever it is; kombu's crash, when it happens, comes as the
         # connection is lost, so by then it has happened or it will not.
         app.send_task(PROCESS_ORDER, args=(2**31 - 1,), ignore_result=True)
-        poll(
+        wait_for(
             lambda: client.llen("celery") == 0 and client.hlen("unacked") == 0,
             "a worker to take and finish a task after the outage",
         )
         output = log.read_text()
         if "Unrecoverable error" in output:  # kombu 5.7, nearly always: see the docs
             assert "worker exited with status 1; starting it again" in output, output[-3000:]
-            poll(lambda: worker_pid(app) not in (None, first), "the new worker to answer")
+            wait_for(lambda: worker_pid(app) not in (None, first), "the new worker to answer")
         assert supervisor.poll() is None, output[-3000:]
     finally:
         supervisor.send_signal(signal.SIGTERM)

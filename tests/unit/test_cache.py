@@ -13,16 +13,9 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from patterns.cache import Cache, CacheSpec, MemoryTier, WarmEntry
+from patterns.cache import Cache, CacheSettings, CacheSpec, MemoryTier, WarmEntry
+from patterns.testing import FakeClock
 from patterns.testing.backends import free_port
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Calls:
@@ -120,9 +113,8 @@ async def test_after_a_redis_error_reads_skip_redis_until_the_retry_window_passe
     errors: list[str] = []
     cache = Cache(
         dead_redis,
+        CacheSettings(retry_after=5, warn_interval=30),
         clock=clock,
-        retry_after=5,
-        warn_interval=30,
         on_event=lambda event, _ns: errors.append(event) if event == "redis_error" else None,
     )
     spec = CacheSpec("x", ttl=60)
@@ -168,4 +160,4 @@ async def test_with_redis_down_warming_reports_the_entries_it_could_not_store(
 def test_cache_refuses_nonsense_timing() -> None:
     client = Redis(host="127.0.0.1", port=free_port())
     with pytest.raises(ValueError, match="positive"):
-        Cache(client, poll_interval=0)
+        Cache(client, CacheSettings(poll_interval=0))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from httpx import ASGITransport, AsyncClient
 from pydantic import SecretStr
 
@@ -77,6 +78,7 @@ async def test_embedded_stock_writes_and_deletes_take_the_sqlite_path(tmp_path: 
         ).status_code == 404
 
 
+@pytest.mark.slow
 def test_commands_create_a_metrics_directory_that_does_not_exist_yet(tmp_path: Path) -> None:
     """prometheus-client's multiprocess mode fails on the first metric if the directory is
     missing; the CLI creates it before anything imports the app's metrics."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,19 +13,15 @@ from patterns.tasks import send_after_commit
 from reference_app.core import migrations
 from reference_app.core.config import Settings
 from reference_app.main import create_app
-from reference_app.models import Item, Order, Payment, User
+from reference_app.models import Order
 from reference_app.worker.tasks import PROCESS_ORDER
+from tests.factories import ItemFactory, OrderFactory, UserFactory
 
 
 async def _add_order(session: AsyncSession) -> int:
-    user = User(email=f"{uuid.uuid4().hex[:8]}@example.com", hashed_password="x", role="user")
-    session.add(user)
-    await session.flush()
-    session.add(Item(title="Widget", category="tools", price=Decimal("5.00"), owner_id=user.id))
-    order = Order(user_id=user.id, status="pending", total=Decimal("5.00"))
-    session.add(order)
-    await session.flush()
-    session.add(Payment(order_id=order.id, amount=order.total, reference=uuid.uuid4().hex))
+    user = await UserFactory.create_async(session)
+    await ItemFactory.create_async(session, owner=user, price=Decimal("5.00"))
+    order = await OrderFactory.create_async(session, user=user, total=Decimal("5.00"))
     return order.id
 
 

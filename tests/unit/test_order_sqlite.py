@@ -17,9 +17,10 @@ from patterns.errors import BusinessRuleError
 from reference_app.core.config import Settings
 from reference_app.core.state import AppState, app_state
 from reference_app.main import create_app
-from reference_app.models import Inventory, Item, Order, User
+from reference_app.models import Inventory, Order
 from reference_app.schemas.order import OrderCreate
 from reference_app.services.orders import place_order
+from tests.factories import ItemFactory, UserFactory
 
 
 def _state(database: Database) -> AppState:
@@ -44,16 +45,13 @@ async def _place(
 
 async def _stocked(database: Database, prices: list[str], stock: int) -> tuple[int, list[int]]:
     async with session_scope(database.sessionmaker) as session:
-        owner = User(email="owner@example.com", hashed_password="x")
-        session.add(owner)
-        await session.flush()
+        owner = await UserFactory.create_async(session, email="owner@example.com")
         items = [
-            Item(title=f"i{n}", category="tools", price=Decimal(p), owner_id=owner.id)
+            await ItemFactory.create_async(
+                session, title=f"i{n}", price=Decimal(p), owner=owner, stock=stock
+            )
             for n, p in enumerate(prices)
         ]
-        session.add_all(items)
-        await session.flush()
-        session.add_all(Inventory(item_id=item.id, quantity=stock) for item in items)
         return owner.id, [item.id for item in items]
 
 

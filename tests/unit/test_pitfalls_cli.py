@@ -48,6 +48,7 @@ def test_select_accepts_ids_in_any_case_and_refuses_unknown_ones() -> None:
         select(["PF999"])
 
 
+@pytest.mark.slow
 def test_list_prints_every_id(tmp_path: Path) -> None:
     result = _pitfalls("list", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -55,6 +56,7 @@ def test_list_prints_every_id(tmp_path: Path) -> None:
         assert pitfall_id in result.stdout
 
 
+@pytest.mark.slow
 def test_run_of_an_unknown_id_fails_with_the_known_ones(tmp_path: Path) -> None:
     result = _pitfalls("run", "PF999", cwd=tmp_path)
     assert result.returncode == 2

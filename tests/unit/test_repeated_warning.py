@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from patterns.observability.repeated_warning import RepeatedWarning
+from patterns.testing import FakeClock
 
 LOGGER = "kit.test.repeated"
 
@@ -14,14 +15,14 @@ LOGGER = "kit.test.repeated"
 def test_repeats_inside_the_interval_are_counted_and_reported_with_the_next_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    now = [100.0]
-    warning = RepeatedWarning(logging.getLogger(LOGGER), interval_s=30, clock=lambda: now[0])
+    clock = FakeClock(100.0)
+    warning = RepeatedWarning(logging.getLogger(LOGGER), interval_s=30, clock=clock)
 
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert warning.warn("Redis down (%s)", "refused") is True
-        now[0] = 129.9
+        clock.now = 129.9
         assert [warning.warn("Redis down (%s)", "refused") for _ in range(3)] == [False] * 3
-        now[0] = 130.0
+        clock.now = 130.0
         assert warning.warn("Redis down (%s)", "timeout") is True
         assert warning.warn("Redis down (%s)", "timeout") is False
 

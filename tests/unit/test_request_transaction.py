@@ -23,6 +23,7 @@ from patterns.errors import BusinessRuleError, install_error_handlers
 from patterns.observability.request_id import RequestIdMiddleware
 from reference_app.core.db import SessionDep, get_database, get_db
 from reference_app.models import User
+from tests.factories import UserFactory
 
 # get_db with FastAPI's default scope for yield dependencies ("request"): its exit code, and so
 # the commit, runs after the response has been sent.
@@ -42,7 +43,8 @@ CloseOnlySessionDep = Annotated[AsyncSession, Depends(_close_only_db)]
 
 
 def _user(email: str) -> User:
-    return User(email=email, hashed_password="not-a-real-hash")
+    user: User = UserFactory.build(email=email)
+    return user
 
 
 def _app(database: Database, hook_calls: list[str]) -> FastAPI:

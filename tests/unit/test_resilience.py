@@ -6,18 +6,11 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from patterns.resilience import CircuitBreaker
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from patterns.testing import FakeClock
 
 
 def test_closed_until_a_failure_then_open_for_the_window() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     breaker = CircuitBreaker(open_for=2.0, clock=clock)
     a, b = object(), object()
     breaker.check(a)  # closed: anyone may call
@@ -32,7 +25,7 @@ def test_closed_until_a_failure_then_open_for_the_window() -> None:
 
 
 def test_after_the_window_one_caller_tries_while_the_others_still_fail_fast() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     breaker = CircuitBreaker(open_for=2.0, clock=clock)
     trial, other = object(), object()
     breaker.record_failure(TimeoutError())
@@ -47,7 +40,7 @@ def test_after_the_window_one_caller_tries_while_the_others_still_fail_fast() ->
 
 
 def test_a_failed_trial_reopens_and_a_lapsed_one_lets_another_try() -> None:
-    clock = Clock()
+    clock = FakeClock(100.0)
     breaker = CircuitBreaker(open_for=2.0, clock=clock)
     first, second = object(), object()
     breaker.record_failure(TimeoutError())

@@ -15,7 +15,8 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from patterns.db import UTCDateTime, utcnow
-from reference_app.models import Base, User
+from reference_app.models import Base
+from tests.factories import UserFactory
 
 PLUS_TWO = timezone(timedelta(hours=2))
 
@@ -79,7 +80,7 @@ def test_model_timestamps_default_to_aware_utc_and_move_on_update(engine: Engine
     Base.metadata.create_all(engine)
     long_ago = datetime(2000, 1, 1, tzinfo=UTC)
     with Session(engine, expire_on_commit=False) as session:
-        user = User(email="ada@example.com", hashed_password="not-a-real-hash")
+        user = UserFactory.build(email="ada@example.com")
         session.add(user)
         session.commit()
         assert user.created_at.tzinfo is UTC

@@ -12,12 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from patterns.testing import wait_until
 from reference_app.worker.supervisor import Backoff, _die_with_parent, supervise
 
 FAST = Backoff(initial_s=0.001, cap_s=0.004, stable_after_s=1e9)
@@ -105,15 +104,6 @@ def _gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
-def _poll(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
 def test_a_worker_whose_supervisor_is_killed_gets_sigterm_instead_of_running_on(
     tmp_path: Path,
@@ -137,12 +127,12 @@ def test_a_worker_whose_supervisor_is_killed_gets_sigterm_instead_of_running_on(
     pid_file = tmp_path / "pid"
     with subprocess.Popen([sys.executable, "-c", parent]) as supervisor:
         try:
-            assert _poll(pid_file.exists), "the supervisor did not start its child"
+            wait_until(pid_file.exists, "the supervisor to start its child", interval=0.01)
         finally:
             supervisor.kill()
     worker = int(pid_file.read_text())
     try:
-        assert _poll(lambda: _gone(worker)), "the worker outlived its supervisor"
+        wait_until(lambda: _gone(worker), "the worker to end with its supervisor", interval=0.01)
         assert (tmp_path / "signal").read_text() == str(int(signal.SIGTERM))
     finally:
         if not _gone(worker):
