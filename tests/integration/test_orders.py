@@ -455,9 +455,8 @@ async def test_deleting_an_item_while_it_is_ordered_patched_or_restocked_is_neve
         manager = await UserFactory.create_async(
             s, email=f"m-{uuid.uuid4().hex[:10]}@example.com", role=Role.MANAGER
         )
-        staff = {
-            "Authorization": f"Bearer {app.state.kit.tokens.create(manager.id, TokenType.ACCESS)[0]}"
-        }
+        token, _ = app.state.kit.tokens.create(manager.id, TokenType.ACCESS)
+        staff = {"Authorization": f"Bearer {token}"}
         items = [await _stocked_item(s, _owner(s), 5) for _ in range(RACES)]
 
     def rival_request(item_id: int) -> Any:
