@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import psutil
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
@@ -361,6 +362,9 @@ class Processes:
         self._started.clear()
 
 
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+
+
 def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
     """SIGTERM to the child's process group, SIGKILL to what is left of it in time; returns
     once no live process of the group remains (so its ports are free)."""
@@ -387,20 +391,14 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 
 def _live_members(pgid: int) -> list[int]:
-    """Processes of group `pgid` that are not zombies (Linux /proc; elsewhere, none known)."""
+    """Processes of group `pgid` that are not zombies."""
     members: list[int] = []
-    proc_dir = Path("/proc")
-    if not proc_dir.is_dir():
-        return members
-    for entry in proc_dir.iterdir():
-        if not entry.name.isdigit():
-            continue
+    for proc in psutil.process_iter(["status"]):
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] not in _GONE:
+                members.append(proc.pid)
+        except OSError:  # gone meanwhile
             continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
     return members
 
 
@@ -444,31 +442,28 @@ def _status_of(url: str) -> int:
 
 # --- where the CPU went ------------------------------------------------------------------------
 
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _proc_stats() -> dict[int, tuple[int, int, int, float]]:
-    """pid → (parent pid, process group, session, CPU seconds) for every process (Linux)."""
-    found: dict[int, tuple[int, int, int, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+def _proc_stats() -> dict[int, tuple[int, int, float]]:
+    """pid → (parent pid, session, CPU seconds with its reaped children) for every process."""
+    found: dict[int, tuple[int, int, float]] = {}
+    for proc in psutil.process_iter(["ppid", "cpu_times"]):
+        times = proc.info["cpu_times"]
         try:
-            raw = (entry / "stat").read_text()
+            session = os.getsid(proc.pid)
         except OSError:  # gone meanwhile
             continue
-        fields = raw.rsplit(")", 1)[1].split()
-        ppid, pgrp, session = int(fields[1]), int(fields[2]), int(fields[3])
-        cpu = (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / _CLOCK_TICKS
-        found[int(entry.name)] = (ppid, pgrp, session, cpu)
+        if times is None:  # not ours to read
+            continue
+        cpu = times.user + times.system + times.children_user + times.children_system
+        found[proc.pid] = (proc.info["ppid"], session, cpu)
     return found
 
 
 def _machine_busy_s() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values) - idle) / _CLOCK_TICKS, sum(values) / _CLOCK_TICKS
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    times = psutil.cpu_times()
+    total = sum(times)
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return total - idle, total
 
 
 @dataclass
@@ -490,7 +485,7 @@ class CpuMeter:
         sessions = {**self.sessions, **(extra or {})}
         usage = dict.fromkeys([*sessions, *self.trees], 0.0)
         by_session = {sid: part for part, sid in sessions.items()}
-        for pid, (ppid, _pgrp, sid, cpu) in procs.items():
+        for pid, (ppid, sid, cpu) in procs.items():
             if sid in by_session:
                 usage[by_session[sid]] += cpu
             for part, root in self.trees.items():
@@ -737,7 +732,7 @@ def run(options: LoadOptions) -> int:
             cpu = meter.report()
             _record(results, f"load average after: {_loadavg()}")
             (results / "cpu.txt").write_text(cpu)
-            print(f"load: CPU during the load (from /proc)\n{cpu}", end="")
+            print(f"load: CPU during the load\n{cpu}", end="")
             summary_file = results / "summary.txt"
             if summary_file.exists():
                 print(summary_file.read_text(), end="")
