@@ -17,7 +17,8 @@ over in `KIT_LOAD_ACCOUNTS` (`loadtests/accounts.py`) instead of the seed's.
 Request names carry their SLO group as a prefix (`"orders: POST /api/v1/orders"`), one group per
 endpoint whichever user sends it; at the end of the run `loadtests.slo` holds each group to its
 thresholds, writes the text summary (and its figures as JSON beside it, for `--compare`) and sets
-Locust's exit code. In distributed mode the master also lists what each worker reported. `loadtests/run.py` starts the stack and picks the users for a scenario.
+Locust's exit code. In distributed mode the master also lists what each worker reported.
+`loadtests/run.py` starts the stack and picks the users for a scenario.
 """
 
 from __future__ import annotations

@@ -174,7 +174,8 @@ def test_logins_are_judged_on_their_own_and_left_out_of_the_total() -> None:
 
 
 @pytest.mark.parametrize(
-    ("rps", "shown"), [(0.41, "0.41"), (0.004, "0.00"), (7.25, "7.25"), (12.34, "12.3"), (812.6, "813")]
+    ("rps", "shown"),
+    [(0.41, "0.41"), (0.004, "0.00"), (7.25, "7.25"), (12.34, "12.3"), (812.6, "813")],
 )
 def test_small_rates_keep_their_digits(rps: float, shown: str) -> None:
     assert slo.format_rate(rps) == shown
