@@ -79,12 +79,16 @@ def run_config(
     }
 
 
-def dashboard_panels(path: Path = DASHBOARD) -> list[tuple[str, list[str], str]]:
-    """(title, queries, unit) of every panel of the dashboard that has queries."""
+def dashboard_panels(path: Path = DASHBOARD) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """(title, [(query, legend format)], unit) of every panel of the dashboard with queries."""
     data = json.loads(path.read_text(encoding="utf-8"))
     panels = []
     for panel in data["panels"]:
-        queries = [t["expr"] for t in panel.get("targets", []) if t.get("expr")]
+        queries = [
+            (t["expr"], t.get("legendFormat", ""))
+            for t in panel.get("targets", [])
+            if t.get("expr")
+        ]
         if queries:
             unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit", "")
             panels.append((panel["title"], queries, unit))
@@ -151,13 +155,19 @@ def evaluate_panels(api: Api, at: float, path: Path = DASHBOARD) -> dict[str, in
     return {
         query: len(api.query(query, at))
         for _, queries, _ in dashboard_panels(path)
-        for query in queries
+        for query, _ in queries
     }
 
 
-def _label(metric: Mapping[str, str]) -> str:
+def _label(metric: Mapping[str, str], legend: str) -> str:
+    """Grafana's legend format (`{{endpoint}}`) filled from the series' labels."""
+    if legend:
+        return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: metric.get(m[1], ""), legend)
     shown = {k: v for k, v in metric.items() if k not in ("__name__", "instance")}
     return ", ".join(f"{v}" for v in shown.values()) or "all"
+
+
+_AXIS = {"s": "ms", "reqps": "requests/s", "percentunit": "ratio"}
 
 
 def _slug(title: str) -> str:
@@ -176,20 +186,19 @@ def draw_panels(api: Api, start: float, end: float, directory: Path) -> list[Pat
     for title, queries, unit in dashboard_panels():
         fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=90)
         drawn = 0
-        for query in queries:
+        for query, legend in queries:
             for series in api.query_range(query, start, end, step):
                 points = [(float(t) - start, float(v)) for t, v in series["values"]]
                 points = [(t, v) for t, v in points if v == v]  # NaN: no data in the window
                 if not points:
                     continue
                 scale = 1000.0 if unit == "s" else 1.0
-                ax.plot([t for t, _ in points], [v * scale for _, v in points],
-                        label=_label(series["metric"]), linewidth=1.2)  # fmt: skip
+                times, values = [t for t, _ in points], [v * scale for _, v in points]
+                ax.plot(times, values, label=_label(series["metric"], legend), linewidth=1.2)
                 drawn += 1
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("seconds into the run", fontsize=8)
-        ax.set_ylabel({"s": "ms", "reqps": "requests/s", "percentunit": "ratio"}.get(unit, unit),
-                      fontsize=8)  # fmt: skip
+        ax.set_ylabel(_AXIS.get(unit, ""), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         if 0 < drawn <= 12:

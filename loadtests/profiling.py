@@ -28,6 +28,9 @@ from typing import Protocol
 
 RATE = 100  # samples per second per process: py-spy's default
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+# `--subprocesses` puts each process at the root of its stacks: `process 12:"<command line>"`,
+# whose command line may hold semicolons itself (`-c "from …; spawn_main(…)"`).
+_PROCESS = re.compile(r'^process \d+:".*?"(?:;|$)')
 
 
 class _Starter(Protocol):
@@ -61,8 +64,8 @@ def _frame_name(frame: str) -> str:
 
 def top_functions(collapsed: Iterable[str]) -> tuple[list[FunctionTime], int]:
     """Functions by self time from py-spy's raw output (`frame;frame;…;leaf count` per line,
-    root first); returns them, most self time first, and the number of samples. A process
-    frame (`process 12: "…"`), which `--subprocesses` puts at the root, is no function."""
+    root first); returns them, most self time first, and the number of samples. The process
+    frames `--subprocesses` puts at the root are no functions: they are left out."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     samples = 0
@@ -71,7 +74,9 @@ def top_functions(collapsed: Iterable[str]) -> tuple[list[FunctionTime], int]:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_frame_name(f) for f in stack.split(";") if f and not f.startswith("process ")]
+        while (process := _PROCESS.match(stack)) is not None:
+            stack = stack[process.end() :]
+        frames = [_frame_name(f) for f in stack.split(";") if f]
         samples += count
         if not frames:
             continue

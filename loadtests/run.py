@@ -353,8 +353,13 @@ def _check_remote(args: argparse.Namespace, given: Sequence[Account]) -> None:
         raise accounts.AccountsError(
             f"--host takes a base URL (http[s]://host[:port]), not {args.host!r}"
         )
+    # Given at all, whatever the value (`--order-delay 0` is given).
     refused = [
-        flag for dest, flag in _STACK_ONLY.items() if getattr(args, dest) not in (None, False, [])
+        flag
+        for dest, flag in _STACK_ONLY.items()
+        if getattr(args, dest) is not None
+        and getattr(args, dest) is not False
+        and getattr(args, dest) != []
     ]
     if refused:
         raise accounts.AccountsError(
