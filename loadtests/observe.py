@@ -201,6 +201,11 @@ def draw_panels(api: Api, start: float, end: float, directory: Path) -> list[Pat
         ax.set_ylabel(_AXIS.get(unit, ""), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
+        if not drawn:
+            # Say so rather than draw an empty frame (orders' tasks, for one, wait out
+            # KIT_ORDER_PROCESSING_DELAY_S: `--order-delay 0` runs them within the load).
+            ax.text(0.5, 0.5, "no samples in the run's window", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=9, color="grey")  # fmt: skip
         if 0 < drawn <= 12:
             ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.tight_layout()

@@ -89,7 +89,8 @@ def top_functions(collapsed: Iterable[str]) -> tuple[list[FunctionTime], int]:
 
 def render_top(functions: Sequence[FunctionTime], samples: int, *, limit: int = 25) -> str:
     lines = [
-        f"{samples} samples at {RATE}/s per process (≈ {samples / RATE:.1f} s of busy CPU)",
+        f"{samples} samples at {RATE}/s of the threads py-spy saw active, over every API "
+        f"process (≈ {samples / RATE:.0f} thread-seconds: waiting for a core counts too)",
         "",
         f"{'self %':>7}{'total %':>9}  function (file)",
     ]
