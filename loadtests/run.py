@@ -12,7 +12,18 @@ started are stopped. The exit code is Locust's, which `loadtests.slo` sets from 
     python -m loadtests.run --users 50 --duration 60s [--scenario mixed] [--workers 2]
 
 Results go to `results/load/<timestamp>/`: Locust's CSV files and HTML report, the SLO summary
-(`summary.txt`), the server, worker and Locust logs, and the exact commands (`run.txt`).
+(`summary.txt`, its figures in `summary.json`), the server, worker and Locust logs, and the exact
+commands (`run.txt`).
+
+The perf engineer's workflows (docs/performance-engineering.md):
+
+* `--host URL`: a deployment this run did not start; nothing is started, migrated or seeded, the
+  users log in as the accounts given (`loadtests/accounts.py`).
+* `--master` / `--worker --master-host H`: Locust's distributed mode, across machines.
+* `--profile`: py-spy on every API worker (`loadtests/profiling.py`).
+* `--prometheus`: a Prometheus scraping the API and Celery workers, charts after the run
+  (`loadtests/observe.py`).
+* `--compare RESULTS_DIR`: this run against a former one (`loadtests/compare.py`).
 """
 
 from __future__ import annotations
