@@ -294,6 +294,13 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadOptions:
         parser.error("a run is --master or --worker, not both")
     if args.worker and not args.master_host:
         parser.error("--worker needs --master-host (the machine running --master)")
+    try:  # a missing tool stops the run before it starts anything
+        if args.prometheus:
+            observe.prometheus_binary()
+        if args.profile:
+            profiling.py_spy()
+    except RuntimeError as exc:
+        parser.error(str(exc))
     if args.compare is not None and not (args.compare / "summary.json").is_file():
         parser.error(f"--compare: {args.compare} holds no summary.json (a results folder?)")
     given: list[Account] = []

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,7 +135,7 @@ def deployment(
             )
 
 
-def _alive(proc: subprocess.Popen[bytes], work: Path) -> object:
+def _alive(proc: subprocess.Popen[bytes], work: Path) -> Callable[[], None]:
     def check() -> None:
         if proc.poll() is not None:
             logs = "".join(p.read_text() for p in work.glob("server-*.log"))

@@ -172,6 +172,7 @@ def _promtool() -> str:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "check",
     [
@@ -186,6 +187,7 @@ def test_promtool_accepts_the_compose_config_and_the_rules(check: list[str]) -> 
     assert "SUCCESS" in done.stdout
 
 
+@pytest.mark.slow
 def test_promtool_accepts_the_config_a_run_writes(tmp_path: Path) -> None:
     config = tmp_path / "prometheus.yml"
     config.write_text(json.dumps(observe.run_config({"api": ["127.0.0.1:1"]})))

@@ -180,3 +180,18 @@ def test_distributed_mode_combinations_that_cannot_work(
 
 def test_compare_needs_a_results_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "holds no summary.json" in _usage_error(["--compare", str(tmp_path)], capsys)
+
+
+def test_a_missing_prometheus_is_named_with_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert "apt-get install -y prometheus" in _usage_error(["--prometheus"], capsys)
+
+
+def test_a_missing_py_spy_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setattr("sys.executable", str(tmp_path / "python"))
+    assert "needs py-spy" in _usage_error(["--profile"], capsys)
