@@ -16,11 +16,12 @@ async def test_checked_out_gauge_counts_connections_in_use_and_returns_to_zero(
 ) -> None:
     registry = CollectorRegistry()
     metrics = PoolMetrics(registry)
+    assert registry.get_sample_value("db_pool_checked_out_connections", {"pool": "app"}) is None
     engine = make_async_engine(f"sqlite:///{tmp_path / 'pool.db'}")
     metrics.track(engine)
 
     def in_use() -> float | None:
-        return registry.get_sample_value("db_pool_checked_out_connections")
+        return registry.get_sample_value("db_pool_checked_out_connections", {"pool": "app"})
 
     try:
         assert in_use() == 0
@@ -30,6 +31,6 @@ async def test_checked_out_gauge_counts_connections_in_use_and_returns_to_zero(
             assert in_use() == 2
         assert in_use() == 0
         pool_size = engine.sync_engine.pool.size()  # type: ignore[attr-defined]
-        assert registry.get_sample_value("db_pool_size_connections") == pool_size
+        assert registry.get_sample_value("db_pool_size_connections", {"pool": "app"}) == pool_size
     finally:
         await engine.dispose()
