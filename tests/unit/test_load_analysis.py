@@ -195,3 +195,44 @@ def test_promtool_accepts_the_config_a_run_writes(tmp_path: Path) -> None:
         [_promtool(), "check", "config", str(config)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _compose() -> dict[str, Any]:
+    import yaml  # type: ignore[import-untyped]
+
+    data: dict[str, Any] = yaml.safe_load((observe.STACK / "compose.yaml").read_text())
+    return data
+
+
+def test_compose_brings_up_the_whole_stack_with_the_kits_files() -> None:
+    services = _compose()["services"]
+    assert {"api", "worker", "postgres", "redis", "prometheus", "grafana"} <= set(services)
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (observe.STACK / source).exists(), volume  # every mounted file is here
+    grafana_mounts = {v.split(":")[1]: v.split(":")[0] for v in services["grafana"]["volumes"]}
+    dashboards = grafana_mounts["/var/lib/grafana/dashboards"]
+    assert (observe.STACK / dashboards / observe.DASHBOARD.name).exists()
+
+
+def test_compose_prometheus_scrapes_the_ports_the_services_listen_on() -> None:
+    import yaml
+
+    services = _compose()["services"]
+    config = yaml.safe_load((observe.STACK / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"][0] for job in config["scrape_configs"]
+    }
+    assert targets["api"] == "api:8000"
+    assert "--port 8000" in services["api"]["command"]
+    assert targets["worker"] == "worker-metrics:9808"
+    assert "--port 9808" in services["worker-metrics"]["command"]
+    provisioning = yaml.safe_load(
+        (observe.STACK / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )
+    uids = {
+        panel["datasource"]["uid"] for panel in json.loads(observe.DASHBOARD.read_text())["panels"]
+    }
+    assert uids == {provisioning["datasources"][0]["uid"]}  # the panels find their datasource
