@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="RESULTS_DIR",
-        help="hold this run against a former one; exit code 3 past the threshold",
+        help="hold this run against a former one; a non-zero exit code past the threshold",
     )
     look.add_argument(
         "--compare-threshold",
