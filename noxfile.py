@@ -149,9 +149,20 @@ def load(session: nox.Session) -> None:
     """The real stack under Locust for a bounded time, judged against the SLOs.
 
     Starts and stops everything: `nox -s load -- --users 50 --duration 60s` (`-- --help` for
-    the rest)."""
+    the rest: `--host URL` for a deployment it did not start, `--master`/`--worker`, `--profile`,
+    `--prometheus`, `--compare RESULTS_DIR`; docs/performance-engineering.md)."""
     _install(session, "test", "load")
     session.run("python", "-m", "loadtests.run", *session.posargs)
+
+
+@nox.session(name="load-compare")
+def load_compare(session: nox.Session) -> None:
+    """Two load runs side by side: `nox -s load-compare -- BASELINE_DIR RUN_DIR`.
+
+    Throughput and p50/p95/p99 per SLO group with their ratios, a PNG of both runs' percentiles
+    over time; exit code 1 past the threshold (`--threshold 1.25`)."""
+    _install(session, "load")
+    session.run("python", "-m", "loadtests.compare", *session.posargs)
 
 
 @nox.session

@@ -6,20 +6,27 @@
   have a million in stock.
 * `BrowsingUser` is anonymous: lists, filters, pages and reads items.
 * `WriterUser` logs in as the seeded manager: creates items, sets their stock, places orders.
+
+Against a deployment the run did not start (`--host`), the users log in as the accounts handed
+over in `KIT_LOAD_ACCOUNTS` (`loadtests/accounts.py`) instead of the seed's.
 * `RateLimitProbe` logs in again and again: run against a server with a tiny login limit, it
   expects 429s (and counts them apart from the logins that were let through).
 * The `Compare*` users and `PingUser` measure three endpoints beside a bare FastAPI `/ping`
   (`loadtests/ping_app.py`) at the same offered rate.
 
-Request names carry their SLO group as a prefix (`"orders: POST /api/v1/orders"`); at the end of
-the run `loadtests.slo` holds each group to its thresholds, writes the text summary and sets
-Locust's exit code. `loadtests/run.py` starts the stack and picks the users for a scenario.
+Request names carry their SLO group as a prefix (`"orders: POST /api/v1/orders"`), one group per
+endpoint whichever user sends it; at the end of the run `loadtests.slo` holds each group to its
+thresholds, writes the text summary (and its figures as JSON beside it, for `--compare`) and sets
+Locust's exit code. In distributed mode the master also lists what each worker reported.
+`loadtests/run.py` starts the stack and picks the users for a scenario.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import os
 import random
 import uuid
 from typing import Any
@@ -29,9 +36,9 @@ import gevent
 from locust import FastHttpUser, between, events, task
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests import slo
+from loadtests import accounts, slo
 from loadtests.pacing import poisson_throughput
 
 LOGIN_URL = "/api/v1/auth/login"
@@ -40,7 +47,13 @@ DEMO_PASSWORD = "demo-password"  # noqa: S105 (the seed's documented demo passwo
 GUIDE_ACCOUNT = ("test@example.com", "testpass123")  # the guide's own test user
 MANAGER_ACCOUNT = ("manager@example.com", DEMO_PASSWORD)
 CATEGORIES = ["books", "games", "tools", "music", "garden", "kitchen", "sports", "toys"]
+ORDER = "orders: POST /api/v1/orders"  # one SLO group for an order, whoever places it
 _accounts = itertools.count(0)
+_GIVEN = accounts.from_env(os.environ)
+_GIVEN_USERS = [(a.email, a.password) for a in _GIVEN if a.role != accounts.MANAGER]
+_GIVEN_MANAGER = next(((a.email, a.password) for a in _GIVEN if a.role == accounts.MANAGER), None)
+# Distributed mode, on the master: requests each worker reported (client id → count).
+_worker_requests: dict[str, int] = {}
 
 
 def _add_arguments(parser: LocustArgumentParser) -> None:
@@ -49,7 +62,9 @@ def _add_arguments(parser: LocustArgumentParser) -> None:
     group.add_argument("--min-rps", type=float, default=None, help="throughput floor (total)")
     group.add_argument("--summary-file", default=None, help="write the SLO summary here")
     group.add_argument("--seed-users", type=int, default=200, help="demo users seeded")
-    group.add_argument("--seed-items", type=int, default=20_000, help="demo items seeded")
+    group.add_argument(
+        "--seed-items", type=int, default=20_000, help="items with ids 1..N to read and order"
+    )
     group.add_argument(
         "--user-rate",
         type=float,
@@ -89,6 +104,13 @@ def _configure(environment: Environment, **_: Any) -> None:
         user_class.wait_time = poisson_throughput(rate) if rate > 0 else between(1, 3)
 
 
+def _count_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    total = data.get("stats_total") or {}
+    _worker_requests[client_id] = _worker_requests.get(client_id, 0) + int(
+        total.get("num_requests", 0)
+    )
+
+
 def _verdict(environment: Environment, **_: Any) -> None:
     """On the master (or the only process): judge the run and set the exit code."""
     if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
@@ -108,10 +130,19 @@ def _verdict(environment: Environment, **_: Any) -> None:
         exclude_from_total=slo.EXCLUDED_FROM_TOTAL.get(options.slo_profile, ()),
     )
     summary = slo.render(verdict, title=f"SLO profile {options.slo_profile!r}")
+    figures = slo.to_json(verdict)
+    if isinstance(environment.runner, MasterRunner):
+        summary += f"statistics merged from {len(_worker_requests)} workers: " + ", ".join(
+            f"{client} {count} requests" for client, count in sorted(_worker_requests.items())
+        )
+        summary += "\n"
+        figures["workers"] = dict(_worker_requests)
     print(summary, flush=True)
     if options.summary_file:
         with open(options.summary_file, "w", encoding="utf-8") as out:
             out.write(summary)
+        with open(f"{options.summary_file.removesuffix('.txt')}.json", "w") as out:
+            json.dump(figures, out, indent=1)
     environment.process_exit_code = verdict.exit_code
 
 
@@ -148,11 +179,11 @@ class _LoggedIn(FastHttpUser):
             self.token = response.json()["access_token"]
         self.client.auth_header = f"Bearer {self.token}"
 
-    def place_order(self, name: str) -> None:
+    def place_order(self) -> None:
         self.client.post(
             "/api/v1/orders",
             json={"items": [{"id": _random_item_id(self), "quantity": 1}]},
-            name=name,
+            name=ORDER,
         )
 
 
@@ -162,6 +193,8 @@ class APIUser(_LoggedIn):
     weight = 3
 
     def account(self) -> tuple[str, str]:
+        if _GIVEN_USERS:
+            return _GIVEN_USERS[next(_accounts) % len(_GIVEN_USERS)]
         n = next(_accounts) % (int(_option(self, "seed_users")) + 1)
         return GUIDE_ACCOUNT if n == 0 else (f"demo{n}@example.com", DEMO_PASSWORD)
 
@@ -171,7 +204,7 @@ class APIUser(_LoggedIn):
 
     @task(1)
     def create_order(self) -> None:
-        self.place_order("orders: POST /api/v1/orders")
+        self.place_order()
 
 
 class BrowsingUser(FastHttpUser):
@@ -215,7 +248,7 @@ class WriterUser(_LoggedIn):
     weight = 1
 
     def account(self) -> tuple[str, str]:
-        return MANAGER_ACCOUNT
+        return _GIVEN_MANAGER or MANAGER_ACCOUNT
 
     @task(2)
     def create_item_and_stock_it(self) -> None:
@@ -239,7 +272,7 @@ class WriterUser(_LoggedIn):
 
     @task(1)
     def create_order(self) -> None:
-        self.place_order("writes: POST /api/v1/orders")
+        self.place_order()
 
 
 class RateLimitProbe(FastHttpUser):
@@ -278,6 +311,8 @@ class CompareListItems(FastHttpUser):
 
 class CompareMe(_LoggedIn):
     def account(self) -> tuple[str, str]:
+        if _GIVEN_USERS:
+            return _GIVEN_USERS[next(_accounts) % len(_GIVEN_USERS)]
         n = next(_accounts) % int(_option(self, "seed_users")) + 1
         return (f"demo{n}@example.com", DEMO_PASSWORD)
 
@@ -308,4 +343,5 @@ COMPARE_USERS = (CompareListItems, CompareMe, CompareItemById, PingUser)
 events.init_command_line_parser.add_listener(_add_arguments)  # type: ignore[no-untyped-call]
 events.init.add_listener(_configure)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(_verdict)  # type: ignore[no-untyped-call]
+events.worker_report.add_listener(_count_worker_report)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(_start_warmup)  # type: ignore[no-untyped-call]

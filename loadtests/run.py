@@ -12,7 +12,18 @@ started are stopped. The exit code is Locust's, which `loadtests.slo` sets from 
     python -m loadtests.run --users 50 --duration 60s [--scenario mixed] [--workers 2]
 
 Results go to `results/load/<timestamp>/`: Locust's CSV files and HTML report, the SLO summary
-(`summary.txt`), the server, worker and Locust logs, and the exact commands (`run.txt`).
+(`summary.txt`, its figures in `summary.json`), the server, worker and Locust logs, and the exact
+commands (`run.txt`).
+
+The perf engineer's workflows (docs/performance-engineering.md):
+
+* `--host URL`: a deployment this run did not start; nothing is started, migrated or seeded, the
+  users log in as the accounts given (`loadtests/accounts.py`).
+* `--master` / `--worker --master-host H`: Locust's distributed mode, across machines.
+* `--profile`: py-spy on every API worker (`loadtests/profiling.py`).
+* `--prometheus`: a Prometheus scraping the API and Celery workers, charts after the run
+  (`loadtests/observe.py`).
+* `--compare RESULTS_DIR`: this run against a former one (`loadtests/compare.py`).
 """
 
 from __future__ import annotations
@@ -37,10 +48,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import psutil
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from loadtests import accounts, observe, profiling
+from loadtests import compare as compare_runs
+from loadtests.accounts import Account
 from patterns.testing import backends
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +115,18 @@ class LoadOptions:
     celery: bool = True
     warmup: str | None = None  # a duration; statistics before it are dropped
     settings: tuple[tuple[str, str], ...] = ()  # KIT_* overrides for the stack, applied last
+    host: str | None = None  # a deployment the run did not start: nothing started or seeded
+    accounts: tuple[Account, ...] = ()  # who the users log in as on `host`
+    master: bool = False  # Locust's distributed mode: this run is the master...
+    expect_workers: int = 1
+    master_bind_host: str = "*"
+    master_port: int = 5557
+    worker: bool = False  # ...or one of its workers, on this or another machine
+    master_host: str | None = None
+    profile: bool = False  # py-spy on every API worker
+    prometheus: bool = False  # a Prometheus scraping the stack, charts after the run
+    compare: Path | None = None  # a former run's results folder to hold this one against
+    compare_threshold: float = compare_runs.DEFAULT_THRESHOLD
 
     @property
     def effective_spawn_rate(self) -> float:
@@ -145,9 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--users", type=_positive(int), default=50, help="simulated users (default 50)")
+    # None: not given (a deployment the run did not start refuses what only its own stack takes).
     add("--duration", type=_duration, default="60s", help="run time, e.g. 60s, 5m (default 60s)")
     add("--spawn-rate", type=_positive(float), default=None, help="users started per second")
-    add("--workers", type=_positive(int), default=2, help="uvicorn workers (default 2)")
+    add("--workers", type=_positive(int), default=None, help="uvicorn workers (default 2)")
     add(
         "--processes",
         type=int,
@@ -155,8 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="Locust processes: 1 = one process; N > 1 = a master and N workers; -1 = one per core",
     )
     add("--scenario", choices=sorted(SCENARIOS), default="mixed")
-    add("--seed-users", type=_positive(int), default=200, help="demo users (default 200)")
-    add("--seed-items", type=_positive(int), default=20_000, help="demo items (default 20000)")
+    add("--seed-users", type=_positive(int), default=None, help="demo users (default 200)")
+    add("--seed-items", type=_positive(int), default=None, help="demo items (default 20000)")
     add(
         "--user-rate",
         type=float,
@@ -165,6 +193,68 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--min-rps", type=float, default=None, help="fail below this total throughput")
     add("--order-delay", type=int, default=None, help="KIT_ORDER_PROCESSING_DELAY_S for the run")
+    remote = parser.add_argument_group(
+        "a deployment the run did not start (nothing is started, seeded or reset there)"
+    )
+    remote.add_argument("--host", default=None, help="its base URL, e.g. https://staging.example")
+    remote.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="EMAIL:PASSWORD",
+        help="an account the users log in as (repeatable)",
+    )
+    remote.add_argument(
+        "--manager-account", default=None, metavar="EMAIL:PASSWORD", help="for the writers"
+    )
+    remote.add_argument(
+        "--accounts-csv", type=Path, default=None, help="accounts: columns email,password[,role]"
+    )
+    remote.add_argument(
+        "--item-ids",
+        type=_positive(int),
+        default=100,
+        help="items with ids 1..N exist there and may be read and ordered (default 100)",
+    )
+    dist = parser.add_argument_group("Locust's distributed mode (across machines)")
+    dist.add_argument("--master", action="store_true", help="run the Locust master here")
+    dist.add_argument(
+        "--expect-workers", type=_positive(int), default=1, help="workers to wait for (default 1)"
+    )
+    dist.add_argument(
+        "--master-bind-host", default="*", help="the master's interface (default: all)"
+    )
+    dist.add_argument(
+        "--master-port", type=_positive(int), default=5557, help="master's port (default 5557)"
+    )
+    dist.add_argument(
+        "--worker", action="store_true", help="run a Locust worker only (with --master-host)"
+    )
+    dist.add_argument("--master-host", default=None, help="the master's address, for --worker")
+    look = parser.add_argument_group("where the time goes, and what the service saw")
+    look.add_argument(
+        "--profile",
+        action="store_true",
+        help="record every API worker with py-spy: flame graph (SVG) and top functions (text)",
+    )
+    look.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="run a Prometheus scraping the API and Celery workers; charts after the run",
+    )
+    look.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        metavar="RESULTS_DIR",
+        help="hold this run against a former one; a non-zero exit code past the threshold",
+    )
+    look.add_argument(
+        "--compare-threshold",
+        type=float,
+        default=compare_runs.DEFAULT_THRESHOLD,
+        help=f"worst allowed ratio (default {compare_runs.DEFAULT_THRESHOLD:g})",
+    )
     add("--results", type=Path, default=ROOT / "results" / "load", help="results root")
     add("--no-celery", action="store_true", help="do not start a Celery worker")
     add(
@@ -198,15 +288,43 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadOptions:
         if not sep or not name.startswith("KIT_"):
             parser.error(f"--set takes KIT_NAME=VALUE, not {item!r}")
         settings.append((name, value))
+    if (args.master or args.worker) and args.processes != 1:
+        parser.error("--processes is Locust's mode on one machine: not with --master or --worker")
+    if args.master and args.worker:
+        parser.error("a run is --master or --worker, not both")
+    if args.worker and not args.master_host:
+        parser.error("--worker needs --master-host (the machine running --master)")
+    try:  # a missing tool stops the run before it starts anything
+        if args.prometheus:
+            observe.prometheus_binary()
+        if args.profile:
+            profiling.py_spy()
+    except RuntimeError as exc:
+        parser.error(str(exc))
+    if args.compare is not None and not (args.compare / "summary.json").is_file():
+        parser.error(f"--compare: {args.compare} holds no summary.json (a results folder?)")
+    given: list[Account] = []
+    try:
+        given += [accounts.parse_option(text) for text in args.account]
+        if args.manager_account:
+            given.append(accounts.parse_option(args.manager_account, accounts.MANAGER))
+        if args.accounts_csv is not None:
+            given += accounts.read_csv(args.accounts_csv)
+        if args.host is not None:
+            _check_remote(args, given)
+    except accounts.AccountsError as exc:
+        parser.error(str(exc))
+    # A worker gets these from its master (Locust hands custom options over when it spawns).
+    seed_items = args.item_ids if args.host is not None else args.seed_items or 20_000
     return LoadOptions(
         users=args.users,
         duration=args.duration,
         spawn_rate=args.spawn_rate,
-        workers=args.workers,
+        workers=args.workers or 2,
         processes=args.processes,
         scenario=args.scenario,
-        seed_users=args.seed_users,
-        seed_items=args.seed_items,
+        seed_users=args.seed_users or 200,
+        seed_items=seed_items,
         user_rate=args.user_rate,
         min_rps=args.min_rps,
         order_delay_s=args.order_delay,
@@ -214,7 +332,66 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadOptions:
         celery=not args.no_celery,
         warmup=args.warmup,
         settings=tuple(settings),
+        host=args.host.rstrip("/") if args.host else None,
+        accounts=tuple(given),
+        master=args.master,
+        expect_workers=args.expect_workers,
+        master_bind_host=args.master_bind_host,
+        master_port=args.master_port,
+        worker=args.worker,
+        master_host=args.master_host,
+        profile=args.profile,
+        prometheus=args.prometheus,
+        compare=args.compare,
+        compare_threshold=args.compare_threshold,
     )
+
+
+# Options that only the stack this run starts takes: against `--host` they would mean seeding,
+# resetting or reconfiguring a deployment the run does not own.
+_STACK_ONLY = {
+    "seed_users": "--seed-users",
+    "seed_items": "--seed-items",
+    "set": "--set",
+    "order_delay": "--order-delay",
+    "workers": "--workers",
+    "no_celery": "--no-celery",
+    "profile": "--profile",
+}
+
+
+class RemoteDatabaseError(RuntimeError):
+    """A step that writes the database (seeding, resetting) was asked of a deployment the run
+    did not start."""
+
+
+def _check_remote(args: argparse.Namespace, given: Sequence[Account]) -> None:
+    """What `--host` refuses, and what it needs (AccountsError says which)."""
+    if not re.match(r"^https?://[^/\s]+", args.host):
+        raise accounts.AccountsError(
+            f"--host takes a base URL (http[s]://host[:port]), not {args.host!r}"
+        )
+    # Given at all, whatever the value (`--order-delay 0` is given).
+    refused = [
+        flag
+        for dest, flag in _STACK_ONLY.items()
+        if getattr(args, dest) is not None
+        and getattr(args, dest) is not False
+        and getattr(args, dest) != []
+    ]
+    if refused:
+        raise accounts.AccountsError(
+            f"--host drives a deployment this run did not start: it never seeds, resets or "
+            f"reconfigures it, so {', '.join(refused)} cannot apply (py-spy needs the processes "
+            "on this machine, for --profile)"
+        )
+    scenario = SCENARIOS[args.scenario]
+    if scenario.env or scenario.ping:
+        raise accounts.AccountsError(
+            f"scenario {args.scenario!r} needs settings or servers of its own; against --host "
+            f"use one of: {', '.join(n for n, s in SCENARIOS.items() if not (s.env or s.ping))}"
+        )
+    accounts.check(given, scenario.users, args.scenario)
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -291,6 +468,13 @@ def locust_command(
     ]  # fmt: skip
     if options.processes != 1:
         argv += ["--processes", str(options.processes)]
+    if options.master:
+        argv += [
+            "--master", "--expect-workers", str(options.expect_workers),
+            "--expect-workers-max-wait", "120",
+            "--master-bind-host", options.master_bind_host,
+            "--master-bind-port", str(options.master_port),
+        ]  # fmt: skip
     if options.min_rps is not None:
         argv += ["--min-rps", f"{options.min_rps:g}"]
     if options.warmup is not None:
@@ -298,6 +482,33 @@ def locust_command(
     if ping_host:
         argv += ["--ping-host", ping_host]
     return [*argv, *scenario.users]
+
+
+def locust_worker_command(options: LoadOptions, results: Path) -> list[str]:
+    """A Locust worker for `--master-host`: the master hands it the host, the users to run and
+    the kit's options when it spawns; the pacing is set at start, from this command."""
+    assert options.master_host is not None
+    return [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
+        "--worker", "--master-host", options.master_host,
+        "--master-port", str(options.master_port),
+        "--logfile", str(results / "locust.log"),
+        "--user-rate", f"{options.user_rate:g}",
+        *SCENARIOS[options.scenario].users,
+    ]  # fmt: skip
+
+
+def seed_command(options: LoadOptions) -> list[str]:
+    """The seed step of the run's own stack; RemoteDatabaseError against `--host`, whatever
+    the caller: the run never writes a database it did not create."""
+    if options.host is not None:
+        raise RemoteDatabaseError(f"refusing to seed {options.host}: the run did not start it")
+    # --force: the run's server is in prod mode, and the load logs in as the demo users on a
+    # database this run made and drops.
+    return [
+        sys.executable, "-m", "reference_app", "seed", "--force",
+        "--users", str(options.seed_users), "--items", str(options.seed_items),
+    ]  # fmt: skip
 
 
 def results_dir(root: Path, now: dt.datetime | None = None) -> Path:
@@ -361,6 +572,9 @@ class Processes:
         self._started.clear()
 
 
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+
+
 def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
     """SIGTERM to the child's process group, SIGKILL to what is left of it in time; returns
     once no live process of the group remains (so its ports are free)."""
@@ -387,20 +601,14 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 
 def _live_members(pgid: int) -> list[int]:
-    """Processes of group `pgid` that are not zombies (Linux /proc; elsewhere, none known)."""
+    """Processes of group `pgid` that are not zombies."""
     members: list[int] = []
-    proc_dir = Path("/proc")
-    if not proc_dir.is_dir():
-        return members
-    for entry in proc_dir.iterdir():
-        if not entry.name.isdigit():
-            continue
+    for proc in psutil.process_iter(["status"]):
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] not in _GONE:
+                members.append(proc.pid)
+        except OSError:  # gone meanwhile
             continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
     return members
 
 
@@ -444,31 +652,29 @@ def _status_of(url: str) -> int:
 
 # --- where the CPU went ------------------------------------------------------------------------
 
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-
-def _proc_stats() -> dict[int, tuple[int, int, int, float]]:
-    """pid → (parent pid, process group, session, CPU seconds) for every process (Linux)."""
-    found: dict[int, tuple[int, int, int, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+def _proc_stats() -> dict[int, tuple[int, int, float]]:
+    """pid → (parent pid, session, CPU seconds with its reaped children) for every process."""
+    found: dict[int, tuple[int, int, float]] = {}
+    for proc in psutil.process_iter(["ppid", "cpu_times"]):
+        times = proc.info["cpu_times"]
         try:
-            raw = (entry / "stat").read_text()
+            session = os.getsid(proc.pid)
         except OSError:  # gone meanwhile
             continue
-        fields = raw.rsplit(")", 1)[1].split()
-        ppid, pgrp, session = int(fields[1]), int(fields[2]), int(fields[3])
-        cpu = (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / _CLOCK_TICKS
-        found[int(entry.name)] = (ppid, pgrp, session, cpu)
+        if times is None:  # not ours to read
+            continue
+        cpu = times.user + times.system + times.children_user + times.children_system
+        found[proc.pid] = (proc.info["ppid"], session, cpu)
     return found
 
 
 def _machine_busy_s() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return (sum(values) - idle) / _CLOCK_TICKS, sum(values) / _CLOCK_TICKS
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    times = psutil.cpu_times()
+    total = sum(times)
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return total - idle, total
 
 
 @dataclass
@@ -490,7 +696,7 @@ class CpuMeter:
         sessions = {**self.sessions, **(extra or {})}
         usage = dict.fromkeys([*sessions, *self.trees], 0.0)
         by_session = {sid: part for part, sid in sessions.items()}
-        for pid, (ppid, _pgrp, sid, cpu) in procs.items():
+        for pid, (ppid, sid, cpu) in procs.items():
             if sid in by_session:
                 usage[by_session[sid]] += cpu
             for part, root in self.trees.items():
@@ -605,12 +811,6 @@ def stack_services(name: str) -> Iterator[tuple[str, str, list[backends.Service]
             backends.stop(service)  # a server from the environment is left alone
 
 
-def _cli_has(command: str) -> bool:
-    from reference_app.cli import COMMANDS
-
-    return command in COMMANDS
-
-
 def _record(results: Path, line: str) -> None:
     with (results / "run.txt").open("a", encoding="utf-8") as record:
         record.write(line + "\n")
@@ -659,18 +859,18 @@ def _run_step(results: Path, what: str, argv: Sequence[str], env: Mapping[str, s
         raise RuntimeError(f"{what} failed (exit {done.returncode}); see {results / 'setup.log'}")
 
 
-def run(options: LoadOptions) -> int:
-    results = results_dir(options.results_root)
+def _run_local(options: LoadOptions, results: Path, processes: Processes) -> int:
+    """The whole stack on this machine, on a database made for the run and dropped after it."""
     scenario = SCENARIOS[options.scenario]
-    processes = Processes()
     db_name = f"kit_load_{results.name.replace('-', '_').lower()}"
-    print(f"load: scenario {options.scenario!r} ({scenario.description}); results in {results}")
-    try:
-        with stack_services(db_name) as (database_url, redis_url, services):
+    with stack_services(db_name) as (database_url, redis_url, services):
+        # Everything that uses the servers stops before they do (a Celery worker whose Redis
+        # went away first ends its log on a connection error).
+        try:
             meter = CpuMeter()
             for service in services:
                 print(f"load: using {service.describe()}", flush=True)
-                _record(results, f"{service.kind}: {service.describe()}")
+                _record(results, service.describe())
             pg, rd = services
             for line in describe_machine():
                 _record(results, line)
@@ -679,31 +879,35 @@ def run(options: LoadOptions) -> int:
             if rd.backend == "local":
                 meter.sessions["redis"] = int(rd.stop_info["pid"])
             env = app_env(options, database_url, redis_url, os.environ)
-            metrics_dir = results / "prometheus"
-            metrics_dir.mkdir()
-            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(results / "metrics" / "api")
             _run_step(results, "migrate", [sys.executable, "-m", "reference_app", "migrate"], env)
-            # --force: the run's server is in prod mode, and the load logs in as the demo users
-            # on a database this run made and drops.
-            seed = [
-                sys.executable, "-m", "reference_app", "seed", "--force",
-                "--users", str(options.seed_users), "--items", str(options.seed_items),
-            ]  # fmt: skip
-            _run_step(results, "seed", seed, env)
+            _run_step(results, "seed", seed_command(options), env)
 
             port = backends.free_port()
             host = f"http://127.0.0.1:{port}"
             argv = server_command(options, port)
             _step(results, f"serve on {host} with {options.workers} workers", argv)
-            meter.sessions["server"] = processes.start(
-                "server", argv, env, results / "server.log"
-            ).pid
-            if options.celery and _cli_has("worker"):
+            server = processes.start("server", argv, env, results / "server.log")
+            meter.sessions["server"] = server.pid
+            targets = {"api": [f"127.0.0.1:{port}"]}
+            if options.celery:
+                worker_env = {
+                    **env,
+                    "PROMETHEUS_MULTIPROC_DIR": str(results / "metrics" / "worker"),
+                }
                 _step(results, "celery worker", worker_command())
-                worker = processes.start("worker", worker_command(), env, results / "worker.log")
+                worker = processes.start(
+                    "worker", worker_command(), worker_env, results / "worker.log"
+                )
                 meter.sessions["worker"] = worker.pid
-            elif options.celery:
-                print("load: no `python -m reference_app worker` yet: orders stay queued")
+                if options.prometheus:
+                    metrics_port = backends.free_port()
+                    argv = observe.worker_exporter_command(
+                        results / "metrics" / "worker", metrics_port
+                    )
+                    _step(results, "the Celery worker's metrics", argv)
+                    processes.start("worker-metrics", argv, worker_env, results / "worker.log")
+                    targets["worker"] = [f"127.0.0.1:{metrics_port}"]
             ping_host = None
             if scenario.ping:
                 ping_port = backends.free_port()
@@ -716,31 +920,138 @@ def run(options: LoadOptions) -> int:
             wait_ready(f"{host}/health/ready", timeout=90, check=processes.check_alive)
             if ping_host:
                 wait_ready(f"{ping_host}/ping", timeout=60, check=processes.check_alive)
+            code = _load(
+                options, results, processes, host, env,
+                meter=meter, server=server, targets=targets, ping_host=ping_host,
+            )  # fmt: skip
+        finally:
+            processes.stop_all()
+    return code
 
-            argv = locust_command(options, host, results, ping_host)
-            _step(results, "locust", argv)
-            _record(results, f"load average before: {_loadavg()}")
-            timeout = parse_duration(options.duration) + 120
-            # Locust in a session of its own too, so its CPU is counted apart from this process;
-            # Ctrl-C is passed on to it below, so it still writes its reports.
-            meter.start()
-            locust = processes.start("locust", argv, env, results / "locust.out")
-            meter.start_timeline(results / "cpu_timeline.csv", locust.pid)
-            try:
-                code = locust.wait(timeout)
-            except KeyboardInterrupt:
-                os.killpg(locust.pid, signal.SIGINT)
-                locust.wait(30)
-                raise
-            finally:
-                meter.stop_timeline()
-            cpu = meter.report()
-            _record(results, f"load average after: {_loadavg()}")
-            (results / "cpu.txt").write_text(cpu)
-            print(f"load: CPU during the load (from /proc)\n{cpu}", end="")
-            summary_file = results / "summary.txt"
-            if summary_file.exists():
-                print(summary_file.read_text(), end="")
+
+def _run_remote(options: LoadOptions, results: Path, processes: Processes) -> int:
+    """A deployment the run did not start: Locust (and Prometheus, when asked) only."""
+    assert options.host is not None
+    for line in describe_machine():
+        _record(results, line)
+    _record(results, f"target: {options.host} (not started, seeded or reset by this run)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIT_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    wait_ready(f"{options.host}/health/ready", timeout=30)
+    netloc = options.host.split("://", 1)[1].split("/", 1)[0]
+    return _load(options, results, processes, options.host, env, targets={"api": [netloc]})
+
+
+def _load(
+    options: LoadOptions,
+    results: Path,
+    processes: Processes,
+    host: str,
+    env: Mapping[str, str],
+    *,
+    meter: CpuMeter | None = None,
+    server: subprocess.Popen[bytes] | None = None,
+    targets: Mapping[str, Sequence[str]] | None = None,
+    ping_host: str | None = None,
+) -> int:
+    """Locust against `host`, with the profiler and Prometheus around it when asked."""
+    locust_env = dict(env)
+    if options.accounts:
+        locust_env[accounts.ENV] = accounts.to_env(options.accounts)
+    prometheus = None
+    if options.prometheus:
+        prometheus = observe.Prometheus(results / "prometheus", targets or {}, host)
+        _step(results, "prometheus", prometheus.command())
+        prometheus.start(processes)
+    recorder = None
+    if options.profile and server is not None:
+        recorder = profiling.Recorder(results / "profile", server.pid)
+    argv = locust_command(options, host, results, ping_host)
+    _step(results, "locust", argv)
+    _record(results, f"load average before: {_loadavg()}")
+    timeout = parse_duration(options.duration) + 120 + (180 if options.master else 0)
+    # Locust in a session of its own too, so its CPU is counted apart from this process;
+    # Ctrl-C is passed on to it below, so it still writes its reports.
+    if meter is not None:
+        meter.start()
+    started = time.time()
+    locust = processes.start("locust", argv, locust_env, results / "locust.out")
+    if meter is not None:
+        meter.start_timeline(results / "cpu_timeline.csv", locust.pid)
+    if recorder is not None:
+        for recording in recorder.commands():
+            _step(results, "py-spy", recording)
+        recorder.start(processes)
+    try:
+        code = locust.wait(timeout)
+    except KeyboardInterrupt:
+        os.killpg(locust.pid, signal.SIGINT)
+        locust.wait(30)
+        raise
+    finally:
+        if meter is not None:
+            meter.stop_timeline()
+        if recorder is not None:
+            recorder.stop()
+    ended = time.time()
+    _record(results, f"load average after: {_loadavg()}")
+    if meter is not None:
+        cpu = meter.report()
+        (results / "cpu.txt").write_text(cpu)
+        print(f"load: CPU during the load\n{cpu}", end="")
+    if recorder is not None:
+        top = recorder.report()
+        print(f"load: profile {recorder.directory}\n{top}", end="")
+    if prometheus is not None:
+        charts = prometheus.after_run(started, ended)
+        print(f"load: Prometheus charts {', '.join(str(c) for c in charts)}")
+    summary_file = results / "summary.txt"
+    if summary_file.exists():
+        print(summary_file.read_text(), end="")
+    return code
+
+
+def _run_worker(options: LoadOptions) -> int:
+    """A Locust worker only: the master (`--master`, on this or another machine) drives it."""
+    results = results_dir(options.results_root)
+    processes = Processes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIT_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    if options.accounts:
+        env[accounts.ENV] = accounts.to_env(options.accounts)
+    argv = locust_worker_command(options, results)
+    _step(results, f"locust worker for {options.master_host}:{options.master_port}", argv)
+    try:
+        worker = processes.start("locust worker", argv, env, results / "locust.out")
+        # The master ends the run; a worker whose master never comes gives up after a bound.
+        code = worker.wait(parse_duration(options.duration) + 300)
+    except KeyboardInterrupt:
+        code = 130
+    except subprocess.TimeoutExpired:
+        print("load: the master did not end the run in time", file=sys.stderr)
+        code = 2
+    finally:
+        processes.stop_all()
+    print(f"load: worker log {results / 'locust.log'}; exit code {code}")
+    return code
+
+
+def run(options: LoadOptions) -> int:
+    if options.worker:
+        return _run_worker(options)
+    results = results_dir(options.results_root)
+    scenario = SCENARIOS[options.scenario]
+    processes = Processes()
+    target = options.host or "the stack this run starts"
+    print(
+        f"load: scenario {options.scenario!r} ({scenario.description}) on {target}; "
+        f"results in {results}"
+    )
+    try:
+        if options.host is not None:
+            code = _run_remote(options, results, processes)
+        else:
+            code = _run_local(options, results, processes)
     except KeyboardInterrupt:
         print("\nload: interrupted; stopping everything this run started", file=sys.stderr)
         code = 130
@@ -754,6 +1065,11 @@ def run(options: LoadOptions) -> int:
     summary = results / "summary.txt"
     if summary.exists():
         print(f"load: summary {summary}")
+    if options.compare is not None and (results / "summary.json").exists():
+        worse = compare_runs.main(
+            [str(options.compare), str(results), "--threshold", f"{options.compare_threshold:g}"]
+        )
+        code = code or worse
     print(f"load: exit code {code}")
     return code
 

@@ -174,6 +174,35 @@ def evaluate(
     return Verdict(tuple(results), duration_s, unmatched, tuple(sorted(excluded)))
 
 
+def format_rate(rps: float) -> str:
+    """Requests per second with the digits that matter: `1234`, `12.5`, `0.41` (a login group
+    at well under one request per second must not read as `0`)."""
+    if rps >= 100:
+        return f"{rps:.0f}"
+    if rps >= 10:
+        return f"{rps:.1f}"
+    return f"{rps:.2f}"
+
+
+def to_json(verdict: Verdict) -> dict[str, object]:
+    """The verdict's figures, for `loadtests.compare` to set one run beside another."""
+    return {
+        "duration_s": verdict.duration_s,
+        "ok": verdict.ok,
+        "groups": {
+            g.group: {
+                "requests": g.requests,
+                "failures": g.failures,
+                "rps": g.rps,
+                "p50_ms": g.p50_ms,
+                "p95_ms": g.p95_ms,
+                "p99_ms": g.p99_ms,
+            }
+            for g in verdict.groups
+        },
+    }
+
+
 def render(verdict: Verdict, *, title: str = "SLO verdict") -> str:
     """A short plain-text summary: one line per group, then PASS or the violations."""
     lines = [
@@ -187,7 +216,7 @@ def render(verdict: Verdict, *, title: str = "SLO verdict") -> str:
         t = g.threshold
         bounds = "/".join("-" if b is None else f"{b:g}" for b in (t.p95_ms, t.p99_ms))
         lines.append(
-            f"{g.group:<28}{g.requests:>10}{g.failure_ratio:>8.2%}{g.rps:>8.0f}"
+            f"{g.group:<28}{g.requests:>10}{g.failure_ratio:>8.2%}{format_rate(g.rps):>8}"
             f"{g.p50_ms:>7}{g.p95_ms:>7}{g.p99_ms:>7}   {bounds}, {t.max_failure_ratio:.2%}"
         )
     if verdict.excluded_from_total:

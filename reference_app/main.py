@@ -27,7 +27,7 @@ from reference_app.core.config import Settings, get_settings
 from reference_app.core.errors import install_app_error_handlers
 from reference_app.core.logging import setup_logging
 from reference_app.core.mail import LoggingMailBackend
-from reference_app.core.metrics import HTTP_METRICS
+from reference_app.core.metrics import HTTP_METRICS, POOL_METRICS
 from reference_app.core.redis import make_redis
 from reference_app.core.security import make_token_service
 from reference_app.core.state import AppState, RedisParts
@@ -157,6 +157,7 @@ def create_app(
                 max_overflow=settings.db_max_overflow,
                 echo=settings.db_echo,
             )
+            POOL_METRICS.track(owned_db.engine)
         if redis is None:
             owned_redis = make_redis(settings)
             state.redis = RedisParts.build(owned_redis, settings)

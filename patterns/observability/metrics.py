@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.exposition import choose_encoder
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -205,3 +207,37 @@ def record_error_types(app: Starlette) -> None:
         if key is Exception or key == 500:
             continue
         app.exception_handlers[key] = _tagging(handler)
+
+
+class PoolMetrics:
+    """The database pool as gauges: connections in use and the pool's size, per process and
+    summed over live workers (`livesum`), so a dashboard shows how close the pools run to full
+    (the guide's "Connection Pooling").
+
+    Labelled by pool, so that in multiprocess mode only a process that tracks a pool writes
+    their files (an unlabelled gauge would leave one in every process that imports it, the
+    server's parent included, where no shutdown marks it dead)."""
+
+    def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
+        self.checked_out = Gauge(
+            "db_pool_checked_out_connections",
+            "Database connections checked out of the pool (in use by a request or task).",
+            ["pool"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.size = Gauge(
+            "db_pool_size_connections",
+            "Connections the pool keeps open (pool_size, overflow not included).",
+            ["pool"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+
+    def track(self, engine: AsyncEngine, pool: str = "app") -> None:
+        """Follow `engine`'s pool through its checkout and checkin events."""
+        checked_out = self.checked_out.labels(pool=pool)
+        size = getattr(engine.sync_engine.pool, "size", None)
+        self.size.labels(pool=pool).set(size() if callable(size) else 0)
+        event.listen(engine.sync_engine, "checkout", lambda *_: checked_out.inc())
+        event.listen(engine.sync_engine, "checkin", lambda *_: checked_out.dec())

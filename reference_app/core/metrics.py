@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-from patterns.observability.metrics import HttpMetrics
+from patterns.observability.metrics import HttpMetrics, PoolMetrics
 
 HTTP_METRICS = HttpMetrics()
+POOL_METRICS = PoolMetrics()
 
 REGISTRATIONS = Counter("user_registrations_total", "Users registered.")
 ORDERS_CREATED = Counter("orders_created_total", "Orders created.")

@@ -3,6 +3,7 @@ readiness polling and stopping process groups (no servers needed)."""
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import os
 import random
@@ -277,3 +278,59 @@ def test_poisson_pacing_user_behind_schedule_starts_at_once_without_bursting() -
 def test_poisson_pacing_refuses_a_rate_that_is_not_positive() -> None:
     with pytest.raises(ValueError, match="rate"):
         pacing.poisson_throughput(0)
+
+
+def _request_names_by_class() -> dict[str, set[str]]:
+    """The `name=` each Locust user class gives its requests (its bases' included), read from
+    the locustfile's source: module constants are resolved, the 429 rename is not a `name=`."""
+    tree = ast.parse((run.ROOT / "loadtests" / "locustfile.py").read_text())
+    constants = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name) and isinstance(node.value.value, str)
+    }
+    own: dict[str, set[str]] = {}
+    bases: dict[str, list[str]] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        bases[node.name] = [b.id for b in node.bases if isinstance(b, ast.Name)]
+        names = own.setdefault(node.name, set())
+        for call in ast.walk(node):
+            for keyword in getattr(call, "keywords", []) if isinstance(call, ast.Call) else []:
+                if keyword.arg != "name":
+                    continue
+                value = keyword.value
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    names.add(value.value)
+                elif isinstance(value, ast.Name) and value.id in constants:
+                    names.add(constants[value.id])
+
+    def with_bases(cls: str) -> set[str]:
+        found = set(own.get(cls, set()))
+        for base in bases.get(cls, []):
+            found |= with_bases(base)
+        return found
+
+    return {cls: with_bases(cls) for cls in own}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_each_endpoint_is_counted_in_one_slo_group_per_scenario(scenario: str) -> None:
+    names = _request_names_by_class()
+    groups_of: dict[str, set[str]] = {}
+    for user in SCENARIOS[scenario].users:
+        assert names[user], f"{user} names no request"
+        for name in names[user]:
+            group, _, endpoint = name.partition(": ")
+            groups_of.setdefault(endpoint, set()).add(group)
+    shared = {endpoint: groups for endpoint, groups in groups_of.items() if len(groups) > 1}
+    assert not shared, f"endpoints counted in several SLO groups: {shared}"
+
+
+def test_orders_from_every_user_fall_in_the_orders_group() -> None:
+    names = _request_names_by_class()
+    orders = {n for user in ("APIUser", "WriterUser") for n in names[user] if "/orders" in n}
+    assert orders == {"orders: POST /api/v1/orders"}

@@ -171,3 +171,37 @@ def test_logins_are_judged_on_their_own_and_left_out_of_the_total() -> None:
     assert "(total leaves out: auth)" in slo.render(verdict)
     # Counted in, the same logins would have broken the total's p95.
     assert not slo.evaluate(rows, thresholds, duration_s=1).ok
+
+
+@pytest.mark.parametrize(
+    ("rps", "shown"),
+    [(0.41, "0.41"), (0.004, "0.00"), (7.25, "7.25"), (12.34, "12.3"), (812.6, "813")],
+)
+def test_small_rates_keep_their_digits(rps: float, shown: str) -> None:
+    assert slo.format_rate(rps) == shown
+
+
+def test_summary_shows_a_login_group_under_one_request_per_second_as_it_is() -> None:
+    # 41 logins in 100 s: Locust's report says 0.41 req/s, and so must the summary.
+    verdict = slo.evaluate(
+        [row("auth: POST /login", {300: 41}), row("catalog: GET /items", {5: 5000})],
+        {DEFAULT: Threshold()},
+        duration_s=100,
+    )
+    auth_line = next(line for line in slo.render(verdict).splitlines() if line.startswith("auth"))
+    assert auth_line.split()[3] == "0.41"
+
+
+def test_verdict_as_json_carries_each_groups_figures() -> None:
+    verdict = slo.evaluate(
+        [row("orders: POST /orders", {20: 90, 80: 10})], {DEFAULT: Threshold()}, duration_s=10
+    )
+    data = slo.to_json(verdict)
+    assert data["groups"]["orders"] == {  # type: ignore[index]
+        "requests": 100,
+        "failures": 0,
+        "rps": 10.0,
+        "p50_ms": 20,
+        "p95_ms": 80,
+        "p99_ms": 80,
+    }
