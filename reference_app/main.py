@@ -31,6 +31,7 @@ from reference_app.core.errors import install_app_error_handlers
 from reference_app.core.logging import setup_logging
 from reference_app.core.mail import LoggingMailBackend
 from reference_app.core.metrics import HTTP_METRICS
+from reference_app.core.openapi import install_links
 from reference_app.core.principals import Principals
 from reference_app.core.redis import make_redis
 from reference_app.core.security import make_token_service
@@ -204,4 +205,5 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(api_router, prefix=settings.api_v1_prefix)
+    install_links(app, prefix=settings.api_v1_prefix)
     return app
