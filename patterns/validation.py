@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Path
 from pydantic import (
@@ -203,3 +204,32 @@ class BodySizeLimitMiddleware:
 
     def _message(self) -> str:
         return f"The request body is larger than {self.max_bytes} bytes."
+
+
+class SingleValuedQueryMiddleware:
+    """Refuse a query string that repeats a parameter (`?q=a&q=b`) with a 422 in the envelope.
+
+    The schema declares each query parameter as one value; FastAPI would quietly keep the last
+    one, accepting a request the schema does not allow. Parameters that are lists take
+    `repeatable` names.
+    """
+
+    def __init__(self, app: ASGIApp, repeatable: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.repeatable = repeatable
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            query = scope["query_string"].decode("latin-1")
+            names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+            repeated = sorted({n for n in names if names.count(n) > 1} - self.repeatable)
+            if repeated:
+                details = [
+                    {"loc": ["query", name], "msg": "given more than once", "type": "repeated"}
+                    for name in repeated
+                ]
+                message = "Each query parameter may be given once."
+                response = error_response(422, "validation_error", message, details=details)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -21,7 +21,7 @@ from patterns.observability.request_id import RequestIdMiddleware
 from patterns.security import PasswordHasher
 from patterns.security.principals import PrincipalCache
 from patterns.security.revocation import RevocationList
-from patterns.validation import BodySizeLimitMiddleware
+from patterns.validation import BodySizeLimitMiddleware, SingleValuedQueryMiddleware
 from reference_app.api import health
 from reference_app.api.v1.api import api_router
 from reference_app.core.cache import make_cache
@@ -202,6 +202,7 @@ def create_app(
     # (added last, so outermost: the id is bound for every line this one logs).
     install_observability(app, metrics=HTTP_METRICS)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SingleValuedQueryMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(api_router, prefix=settings.api_v1_prefix)

@@ -27,10 +27,11 @@ class Link:
     source: tuple[str, str, str]
     target: tuple[str, str]
     parameters: dict[str, str] = field(default_factory=dict)
-    request_body: dict[str, str] | None = None
+    request_body: dict[str, Any] | None = None
 
 
 ITEM_ID = {"item_id": "$response.body#/id"}
+ORDER_ITEM = {"item_id": "$response.body#/item_id"}
 CREATED_ITEM = ("post", "/items", "201")
 CREATED_ORDER = ("post", "/orders", "201")
 REPLAYED_ORDER = ("post", "/orders", "200")
@@ -41,12 +42,16 @@ REFRESHED = ("post", "/auth/refresh", "200")
 # The credentials a registration or an admin's account creation was sent with log that user in.
 LOGIN_AS_CREATED = {"username": "$request.body#/email", "password": "$request.body#/password"}
 REFRESH_WITH = {"refresh_token": "$response.body#/refresh_token"}
+STOCKED = ("put", "/items/{item_id}/inventory", "200")
+ORDER_ONE = {"items": [{"item_id": "$response.body#/item_id", "quantity": 1}]}
 
 LINKS: tuple[Link, ...] = (
     Link("GetItem", CREATED_ITEM, ("get", "/items/{item_id}"), parameters=ITEM_ID),
     Link("UpdateItem", CREATED_ITEM, ("patch", "/items/{item_id}"), parameters=ITEM_ID),
     Link("DeleteItem", CREATED_ITEM, ("delete", "/items/{item_id}"), parameters=ITEM_ID),
     Link("SetInventory", CREATED_ITEM, ("put", "/items/{item_id}/inventory"), parameters=ITEM_ID),
+    Link("OrderOne", STOCKED, ("post", "/orders"), request_body=ORDER_ONE),
+    Link("GetStockedItem", STOCKED, ("get", "/items/{item_id}"), parameters=ORDER_ITEM),
     *(
         Link(
             "GetOrder",
@@ -88,7 +93,7 @@ def add_links(schema: dict[str, Any], links: tuple[Link, ...], *, prefix: str) -
         if link.parameters:
             entry["parameters"] = dict(link.parameters)
         if link.request_body is not None:
-            entry["requestBody"] = dict(link.request_body)
+            entry["requestBody"] = link.request_body
         response = source_op["responses"][status]
         response.setdefault("links", {})[link.name] = entry
 
