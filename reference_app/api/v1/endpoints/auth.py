@@ -25,14 +25,19 @@ from reference_app.core.deps import (
 )
 from reference_app.core.mail import send_welcome_email
 from reference_app.core.metrics import REGISTRATIONS
-from reference_app.core.rate_limits import login_limit, register_limit
+from reference_app.core.rate_limits import login_account_limit, login_limit, register_limit
 from reference_app.core.redis import get_redis
 from reference_app.core.security import get_passwords, get_tokens
 from reference_app.crud import activity
 from reference_app.crud import user as user_crud
 from reference_app.models.user import User
 from reference_app.schemas.token import LogoutRequest, RefreshRequest, TokenResponse
-from reference_app.schemas.user import PASSWORD_MAX_LENGTH, UserRegister, UserResponse
+from reference_app.schemas.user import (
+    PASSWORD_MAX_LENGTH,
+    UserRegister,
+    UserResponse,
+    normalize_email,
+)
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -76,20 +81,23 @@ async def login(
     request: Request,
     cache: CacheDep,
 ) -> TokenResponse:
-    """OAuth2 password flow: `username` is the email. Returns an access and a refresh token."""
-    # The form is not a schema: bound it here. A NUL cannot be in a stored email (PostgreSQL
-    # text refuses it) and would reach the query as a driver error, i.e. a 500.
-    if (
-        len(form.password) > PASSWORD_MAX_LENGTH
-        or len(form.username) > 320
-        or "\x00" in form.username
-    ):
-        raise AuthenticationError("Incorrect email or password.", code="invalid_credentials")
-    user = await user_crud.authenticate(
-        session, form.username, form.password, get_passwords(request)
-    )
-    if user is None:
-        raise AuthenticationError("Incorrect email or password.", code="invalid_credentials")
+    """OAuth2 password flow: `username` is the email. Returns an access and a refresh token.
+    Failed attempts are limited per address and per account (429 with `Retry-After`)."""
+    # Per account, from any address: a failure inside the block counts (docs: Decisions).
+    async with login_account_limit.attempt(request, normalize_email(form.username)):
+        # The form is not a schema: bound it here. A NUL cannot be in a stored email (PostgreSQL
+        # text refuses it) and would reach the query as a driver error, i.e. a 500.
+        if (
+            len(form.password) > PASSWORD_MAX_LENGTH
+            or len(form.username) > 320
+            or "\x00" in form.username
+        ):
+            raise AuthenticationError("Incorrect email or password.", code="invalid_credentials")
+        user = await user_crud.authenticate(
+            session, form.username, form.password, get_passwords(request)
+        )
+        if user is None:
+            raise AuthenticationError("Incorrect email or password.", code="invalid_credentials")
     if not user.is_active:
         raise PermissionDeniedError("The user is inactive.", code="user_inactive")
     activity.record(session, user.id, "login")
