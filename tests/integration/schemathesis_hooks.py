@@ -1,17 +1,22 @@
 """The rules the OpenAPI document cannot state, taught to schemathesis' generator
 (tests/integration/test_schema_fuzz.py loads this module through `SCHEMATHESIS_HOOKS`).
 
-Each is a rule between values, or a value only the server issues; the server refuses a request
-that breaks it with a 422 that says which (docs: Decisions, "The OpenAPI document is the
-contract"). Everything else the fuzzer sends is drawn from the document alone.
+Each is a rule between values or between requests, or a value only the server issues; the
+server refuses a request that breaks it with a 422 that says which (docs: Decisions, "The
+OpenAPI document is the contract"). Everything else the fuzzer sends is drawn from the document.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import schemathesis
+
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -27,8 +32,16 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
 
     * a price range is not upside down (`min_price` ≤ `max_price`): the two are swapped;
     * a cursor is opaque: only one the server returned names a page, so a generated one is
-      left out.
+      left out;
+    * an `Idempotency-Key` names one request body (another body with it is a 422, as the
+      Idempotency-Key draft says): a well-formed generated key is replaced by one derived
+      from the body, so the same body is a replay (200) and another body a new order.
     """
+    headers = case.headers or {}
+    key = headers.get("Idempotency-Key")
+    if isinstance(key, str) and _IDEMPOTENCY_KEY.fullmatch(key):
+        body = json.dumps(case.body, sort_keys=True, default=str).encode()
+        headers["Idempotency-Key"] = "fuzz-" + hashlib.sha256(body).hexdigest()[:32]
     query = case.query
     if not query:
         return
