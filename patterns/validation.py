@@ -4,9 +4,9 @@ PostgreSQL rejects NUL characters in text and integers beyond the column's range
 driver errors, i.e. 500s, unless the schema refuses them first with a 422. Use them as
 `Annotated[str, StringConstraints(max_length=200), NoNul]` and `IdPath`/`DbId`.
 
-Numbers and flags in JSON bodies take the JSON types their schema names (`JsonInt`, `DbId`,
-`StrictBool`): lax coercion would store `{"quantity": false}` as 0, accepting input the OpenAPI
-schema forbids, while JSON Schema's `integer` is a value, so `3.0` is one and is accepted.
+Numbers and flags in JSON bodies take the JSON types their schema names (`WholeNumber`,
+`DbId`, `StrictBool`): lax coercion would store `{"quantity": false}` as 0, accepting input the
+OpenAPI schema forbids, while JSON Schema's `integer` is a value, so `3.0` is one and accepted.
 Decimal amounts (`decimal_amount`) document the exact string form they accept.
 """
 
@@ -45,6 +45,9 @@ def _reject_nul(value: str) -> str:
     return value
 
 
+NO_NUL_PATTERN = "^[^\\x00]*$"
+
+
 class _NoNul:
     """Refuse NUL characters (PostgreSQL text cannot store them), and say so in the schema."""
 
@@ -61,7 +64,6 @@ class _NoNul:
         return json_schema
 
 
-NO_NUL_PATTERN = "^[^\\x00]*$"
 NoNul = _NoNul()
 """Refuse NUL characters (PostgreSQL text cannot store them); documented as a `pattern`."""
 
@@ -81,8 +83,8 @@ defines it, `3` and `3.0` (the same value), never `true`, `"3"` or `3.5`."""
 
 
 DbId = Annotated[int, Strict(), Field(ge=1, le=INT32_MAX), WholeNumber]
-"""An integer primary key in a JSON body (`JsonInt` in the column's range). Query and path values
-arrive as text: use `IdPath` there."""
+"""An integer primary key in a JSON body (a `WholeNumber` in the column's range). Query and path
+values arrive as text: use `IdPath` there."""
 
 IdPath = Annotated[int, Path(ge=1, le=INT32_MAX)]
 """An integer primary key in a path: out-of-range ids are a 422, not a driver error. Declare the
