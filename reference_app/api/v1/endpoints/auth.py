@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
 
 from patterns.db import on_commit
 from patterns.errors import AuthenticationError, PermissionDeniedError, error_responses
@@ -31,7 +30,7 @@ from reference_app.core.security import get_passwords, get_tokens
 from reference_app.crud import activity
 from reference_app.crud import user as user_crud
 from reference_app.models.user import User
-from reference_app.schemas.token import LogoutRequest, RefreshRequest, TokenResponse
+from reference_app.schemas.token import LoginForm, LogoutRequest, RefreshRequest, TokenResponse
 from reference_app.schemas.user import (
     PASSWORD_MAX_LENGTH,
     UserRegister,
@@ -76,7 +75,7 @@ async def register(
     responses=error_responses(401, 403, 422, 429),
 )
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Depends()],
     session: SessionDep,
     request: Request,
     cache: CacheDep,
