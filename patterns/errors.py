@@ -24,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from patterns.observability.request_id import get_request_id
 
@@ -194,12 +195,36 @@ async def _app_error_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves on this request's path.
+
+    Starlette's 405 names the methods of the first route whose path matched; a path served by
+    several routes (`GET` and `POST /items`, each its own route) needs all of them in `Allow`.
+    Each method is asked of the app's routes as the router would (nested routers included), on
+    a copy of the scope, so nothing of the request's own scope changes.
+    """
+    allowed = []
+    for method in _METHODS:
+        probe = {k: dict(v) if isinstance(v, dict) else v for k, v in request.scope.items()}
+        probe["method"] = method
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     code = _STATUS_CODES.get(status, "http_error" if status < 500 else "internal_error")
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
-    return error_response(status, code, message, headers=getattr(exc, "headers", None))
+    headers = dict(exc.headers or {})
+    if status == 405:
+        # Raised by the router before any dependency (so before authentication) runs.
+        headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+    return error_response(status, code, message, headers=headers or None)
 
 
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -21,10 +21,12 @@ outage should not take sign-up and login down; brute force is still bounded by t
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import Request, Response
@@ -218,3 +220,117 @@ class RateLimit:
                 headers={**headers, "Retry-After": str(decision.reset_after_s)},
             )
         response.headers.update(headers)
+
+
+# KEYS[1] failure counter; ARGV[1] limit, ARGV[2] window ms.
+# Returns {allowed, failures counted, ms until the window ends}. An attempt under the limit is
+# counted before it is checked (so concurrent attempts cannot all pass one free slot); one over
+# the limit is refused and not counted, so the window does not move while it is refused.
+RESERVE_ATTEMPT_LUA = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ttl = redis.call('PTTL', KEYS[1])
+if count >= tonumber(ARGV[1]) then
+  if ttl < 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    ttl = tonumber(ARGV[2])
+  end
+  return {0, count, ttl}
+end
+count = redis.call('INCR', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+return {1, count, ttl}
+"""
+
+# KEYS[1] failure counter: an attempt that succeeded gives its count back.
+RELEASE_ATTEMPT_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('DECR', KEYS[1]) <= 0 then
+    redis.call('DEL', KEYS[1])
+  end
+end
+return 0
+"""
+
+
+class FailedAttemptLimit:
+    """At most `rate.limit` failed attempts per subject (an account) per `rate.window_s`,
+    wherever they come from: OWASP's answer to credential stuffing spread over many addresses,
+    beside the per-address `RateLimit`.
+
+    Use it around the check::
+
+        async with account_limit.attempt(request, email):
+            ...  # raise when the credentials are wrong
+
+    Each attempt reserves a slot atomically before the check runs, so attempts racing from many
+    addresses meet one limit exactly; a check that completes gives the slot back, one that
+    raises keeps it counted. Over the limit the attempt is refused before any check (429 with
+    `Retry-After`, until the window that the first failure opened ends), also with the right
+    password: otherwise the answer would tell a guesser which password is right. Subjects
+    are counted whether or not such an account exists, so the 429 does not tell either; they
+    are stored as SHA-256 digests, not as the emails themselves.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        rate: Callable[[Request], Rate],
+        redis: Callable[[Request], Redis],
+        fail_open: Callable[[Request], bool] = lambda _r: True,
+        on_reject: Callable[[str], None] | None = None,
+        prefix: str = "rl:failures",
+    ) -> None:
+        self.name = name
+        self._rate = rate
+        self._redis = redis
+        self._fail_open = fail_open
+        self._on_reject = on_reject
+        self._prefix = prefix
+        self._unavailable_warning = RepeatedWarning(logger)
+
+    def key(self, subject: str) -> str:
+        digest = hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{self._prefix}:{self.name}:{digest}"
+
+    @asynccontextmanager
+    async def attempt(self, request: Request, subject: str) -> AsyncIterator[None]:
+        """Count one attempt for `subject`; refused with 429 when it has failed too often."""
+        redis = self._redis(request)
+        key = self.key(subject)
+        rate = self._rate(request)
+        try:
+            allowed, _count, wait_ms = await redis.eval(
+                RESERVE_ATTEMPT_LUA, 1, key, rate.limit, rate.window_s * 1000
+            )
+        except (RedisError, OSError) as exc:
+            if not self._fail_open(request):
+                raise ServiceUnavailableError("Rate limiting is unavailable right now.") from exc
+            self._unavailable_warning.warn(
+                "rate limiter %s: Redis unavailable (%s), failing open",
+                self.name,
+                type(exc).__name__,
+            )
+            yield
+            return
+        if not allowed:
+            if self._on_reject:
+                self._on_reject(self.name)
+            retry_after = str(max(1, -(-int(wait_ms) // 1000)))
+            raise RateLimitedError(
+                f"Too many failed attempts: at most {rate.limit} per {rate.window_s} s.",
+                code="too_many_failed_attempts",
+                headers={"Retry-After": retry_after},
+            )
+        yield
+        try:
+            await redis.eval(RELEASE_ATTEMPT_LUA, 1, key)
+        except (RedisError, OSError) as exc:  # the success stands; the slot frees with the window
+            self._unavailable_warning.warn(
+                "rate limiter %s: Redis unavailable (%s), slot kept",
+                self.name,
+                type(exc).__name__,
+            )

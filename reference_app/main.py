@@ -19,7 +19,7 @@ from patterns.observability.metrics import mark_process_dead_if_multiprocess
 from patterns.observability.middleware import install_observability
 from patterns.observability.request_id import RequestIdMiddleware
 from patterns.security import PasswordHasher
-from patterns.validation import BodySizeLimitMiddleware
+from patterns.validation import BodySizeLimitMiddleware, SingleValuedQueryMiddleware
 from reference_app.api import health
 from reference_app.api.v1.api import api_router
 from reference_app.core.celery_app import create_celery_app
@@ -28,6 +28,7 @@ from reference_app.core.errors import install_app_error_handlers
 from reference_app.core.logging import setup_logging
 from reference_app.core.mail import LoggingMailBackend
 from reference_app.core.metrics import HTTP_METRICS, POOL_METRICS
+from reference_app.core.openapi import install_links
 from reference_app.core.redis import make_redis
 from reference_app.core.security import make_token_service
 from reference_app.core.state import AppState, RedisParts
@@ -197,7 +198,9 @@ def create_app(
     # (added last, so outermost: the id is bound for every line this one logs).
     install_observability(app, metrics=HTTP_METRICS)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SingleValuedQueryMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(api_router, prefix=settings.api_v1_prefix)
+    install_links(app, prefix=settings.api_v1_prefix)
     return app

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     # Rate limits, "<count>/<seconds>".
     rate_limit_register: str = "5/3600"
     rate_limit_login: str = "10/60"
+    # Failed logins per account from any number of addresses (credential stuffing).
+    rate_limit_login_account: str = "10/900"
     rate_limit_fail_open: bool = True
 
     # Observability.

@@ -7,17 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, ClassVar
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StringConstraints,
-)
+from pydantic import BaseModel, ConfigDict, StrictBool, StringConstraints
 
 from patterns.filtering import Condition, FilterSet, eq, gte, icontains, lte
-from patterns.validation import NoNul, omittable_not_null
+from patterns.validation import NoNul, decimal_amount, omittable_not_null
 from reference_app.models.item import Item
 
 Title = Annotated[
@@ -27,16 +20,11 @@ Category = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), NoNul
 ]
 Description = Annotated[str, StringConstraints(max_length=5000), NoNul]
-CENT = Decimal("0.01")
 
-
-def _to_cents(price: Decimal) -> Decimal:
-    # As the NUMERIC(10, 2) column will hold it, so a write's response shows what a read will:
-    # "2" → 2.00, "1e2" → 100.00, "-0" → 0.00 (the validator has already bounded the digits).
-    return (price + 0).quantize(CENT)
-
-
-Price = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2), AfterValidator(_to_cents)]
+# As the NUMERIC(10, 2) column will hold it, so a write's response shows what a read will:
+# 2 → 2.00, 1e2 → 100.00, -0 → 0.00; the schema and the validation agree (docs: Decisions).
+Price = Annotated[Decimal, *decimal_amount(digits=10, places=2)]
+PriceQuery = Annotated[Decimal, *decimal_amount(digits=10, places=2, in_query=True)]
 
 
 class ItemCreate(BaseModel):
@@ -85,6 +73,6 @@ class ItemFilter(FilterSet):
         "q": icontains(Item.title),
     }
     category: Category | None = None
-    min_price: Price | None = None
-    max_price: Price | None = None
+    min_price: PriceQuery | None = None
+    max_price: PriceQuery | None = None
     q: Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul] | None = None

@@ -42,7 +42,7 @@ def test_bench_create_order_of_three_lines(
 
     def payload() -> OrderCreate:
         return OrderCreate(
-            items=[OrderLineIn(id=i, quantity=1) for i in rng.sample(item_ids, LINES)]
+            items=[OrderLineIn(item_id=i, quantity=1) for i in rng.sample(item_ids, LINES)]
         )
 
     async def place(order_in: OrderCreate) -> bool:

@@ -222,10 +222,14 @@ async def test_owner_manager_admin_may_edit_others_may_not(
         r = await client.patch(path, headers=who.headers, json={"price": price})
         assert r.status_code == 200
         assert r.json()["price"] == price
-    for sent, shown in (("2", "2.00"), (3, "3.00"), ("1e2", "100.00")):  # as a read shows it
+    # As a read shows it; a JSON number is rounded to the cent, a string is plain notation.
+    for sent, shown in (("2", "2.00"), (3, "3.00"), (1e2, "100.00"), (2.345, "2.34")):
         r = await client.patch(path, headers=owner.headers, json={"price": sent})
         assert r.json()["price"] == shown
         assert (await client.get(path)).json()["price"] == shown
+    for sent in ("1e2", "", " 2", "2.345", "123456789"):  # what the price pattern refuses
+        r = await client.patch(path, headers=owner.headers, json={"price": sent})
+        assert r.status_code == 422, (sent, r.text)
     for field in ("title", "category", "price", "is_featured"):  # may be left out, not nulled
         r = await client.patch(path, headers=owner.headers, json={field: None})
         assert r.status_code == 422, (field, r.text)
@@ -238,9 +242,12 @@ async def test_owner_manager_admin_may_edit_others_may_not(
 
 
 async def test_item_ids_outside_the_column_range_are_422_not_500(client: AsyncClient) -> None:
-    for bad in ("0", "-5", str(2**31), str(2**70), "abc"):
+    for bad in ("0", "-5", str(2**31), str(2**70), "1e3"):
         r = await client.get(f"{ITEMS}/{bad}")
         assert r.status_code == 422, (bad, r.text)
+    # A word is never an id (so `featured` is never one): no route serves it.
+    r = await client.get(f"{ITEMS}/abc")
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")
 
 
 @pytest.mark.parametrize(
@@ -271,7 +278,7 @@ async def test_inventory_is_set_by_managers_and_admins(
         assert r.status_code == 422
 
 
-@pytest.mark.parametrize("quantity", [False, True, 3.0, "3"])
+@pytest.mark.parametrize("quantity", [False, True, 3.5, "3"])
 async def test_inventory_quantity_must_be_a_json_integer_and_a_refusal_changes_nothing(
     client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession, quantity: object
 ) -> None:

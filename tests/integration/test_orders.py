@@ -108,7 +108,8 @@ async def test_insufficient_stock_names_the_item_and_writes_nothing(
         {"items": [{"id": 1, "quantity": -3}]},
         {"items": [{"id": 0, "quantity": 1}]},
         {"items": [{"id": 2**40, "quantity": 1}]},
-        {"items": [{"id": 1, "quantity": 1}, {"id": 1, "quantity": 2}]},
+        {"items": [{"id": 1, "quantity": 1}, {"item_id": 1, "quantity": 1, "id": 1}]},
+        {"items": [{"item_id": 1, "quantity": 1.5}]},
         {"items": [{"id": 1}]},
         {"items": "all of them"},
         {"items": [{"id": 1, "quantity": 1, "price": "0.01"}]},
@@ -125,6 +126,24 @@ async def test_malformed_orders_are_422_and_write_nothing(
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "validation_error"
     assert await _orders(db_session) == 0
+
+
+async def test_a_line_is_item_id_both_ways_and_an_item_named_twice_is_added_up(
+    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+) -> None:
+    """The request names a line's item `item_id`, as the response does (the guide's `id` is
+    still accepted); an item on several lines is one line of their total; `2.0` is an integer."""
+    buyer = await make_account()
+    item = await _stocked_item(db_session, buyer.user.id, 10, "1.00")
+    lines = [
+        {"item_id": item.id, "quantity": 2.0},
+        {"id": item.id, "quantity": 3},
+        {"item_id": item.id, "quantity": 1},
+    ]
+    r = await client.post(ORDERS, headers=buyer.headers, json={"items": lines})
+    assert r.status_code == 201, r.text
+    assert [(ln["item_id"], ln["quantity"]) for ln in r.json()["lines"]] == [(item.id, 6)]
+    assert await _stock(db_session, item.id) == 4
 
 
 async def test_unknown_item_is_404_and_writes_nothing(

@@ -26,7 +26,7 @@ async def list_users(
 
 
 @router.patch(
-    "/users/{user_id}",
+    "/users/{user_id:id}",
     response_model=UserResponse,
     responses=error_responses(401, 403, 404, 409, 422),
 )

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
 
 from patterns.errors import AuthenticationError, error_responses
 from patterns.security import TokenPair, TokenType
 from reference_app.core.db import SessionDep
 from reference_app.core.deps import AccessClaims, StateDep
-from reference_app.core.rate_limits import login_limit, register_limit
+from reference_app.core.rate_limits import login_account_limit, login_limit, register_limit
 from reference_app.core.state import AppState
 from reference_app.models.user import User
-from reference_app.schemas.token import LogoutRequest, RefreshRequest, TokenResponse
-from reference_app.schemas.user import PASSWORD_MAX_LENGTH, UserRegister, UserResponse
+from reference_app.schemas.token import LoginForm, LogoutRequest, RefreshRequest, TokenResponse
+from reference_app.schemas.user import (
+    PASSWORD_MAX_LENGTH,
+    UserRegister,
+    UserResponse,
+    normalize_email,
+)
 from reference_app.services import auth
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -54,18 +58,24 @@ async def register(
     responses=error_responses(401, 403, 422, 429),
 )
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, state: StateDep
+    form: Annotated[LoginForm, Depends()],
+    session: SessionDep,
+    state: StateDep,
+    request: Request,
 ) -> TokenResponse:
-    """OAuth2 password flow: `username` is the email. Returns an access and a refresh token."""
-    # The form is not a schema: bound it here. A NUL cannot be in a stored email (PostgreSQL
-    # text refuses it) and would reach the query as a driver error, i.e. a 500.
-    if (
-        len(form.password) > PASSWORD_MAX_LENGTH
-        or len(form.username) > 320
-        or "\x00" in form.username
-    ):
-        raise AuthenticationError("Incorrect email or password.", code="invalid_credentials")
-    pair = await auth.login(session, state, form.username, form.password)
+    """OAuth2 password flow: `username` is the email. Returns an access and a refresh token.
+    Failed attempts are limited per address and per account (429 with `Retry-After`)."""
+    # Per account, from any address: a refusal inside the block counts (docs: Decisions).
+    async with login_account_limit.attempt(request, normalize_email(form.username)):
+        # The form is not a schema: bound it here. A NUL cannot be in a stored email (PostgreSQL
+        # text refuses it) and would reach the query as a driver error, i.e. a 500.
+        if (
+            len(form.password) > PASSWORD_MAX_LENGTH
+            or len(form.username) > 320
+            or "\x00" in form.username
+        ):
+            raise AuthenticationError("Incorrect email or password.", code="invalid_credentials")
+        pair = await auth.login(session, state, form.username, form.password)
     return _token_response(pair, state)
 
 

@@ -67,14 +67,14 @@ async def create_item(
     return await item_service.create_item(session, state, user, item_in)
 
 
-@router.get("/{item_id}", response_model=ItemResponse, responses=error_responses(404, 422))
+@router.get("/{item_id:id}", response_model=ItemResponse, responses=error_responses(404, 422))
 async def read_item(item_id: IdPath, session: SessionDep) -> Item:
     """One item."""
     return await items.get_or_404(session, item_id)
 
 
 @router.patch(
-    "/{item_id}", response_model=ItemResponse, responses=error_responses(401, 403, 404, 422)
+    "/{item_id:id}", response_model=ItemResponse, responses=error_responses(401, 403, 404, 422)
 )
 async def update_item(
     item_id: IdPath, changes: ItemUpdate, user: CurrentUser, session: SessionDep, state: StateDep
@@ -84,7 +84,7 @@ async def update_item(
 
 
 @router.delete(
-    "/{item_id}",
+    "/{item_id:id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,  # no body, so no Content-Type (the default class says JSON)
     responses=error_responses(401, 403, 404, 409, 422),
@@ -97,7 +97,7 @@ async def delete_item(
 
 
 @router.put(
-    "/{item_id}/inventory",
+    "/{item_id:id}/inventory",
     response_model=InventoryResponse,
     responses=error_responses(401, 403, 404, 422),
 )

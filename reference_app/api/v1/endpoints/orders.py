@@ -84,7 +84,9 @@ async def list_my_orders(
     )
 
 
-@router.get("/{order_id}", response_model=OrderResponse, responses=error_responses(401, 404, 422))
+@router.get(
+    "/{order_id:id}", response_model=OrderResponse, responses=error_responses(401, 404, 422)
+)
 async def read_order(order_id: IdPath, user: CurrentUser, session: SessionDep) -> Order:
     """One order: its owner, managers and admins may read it (others get a 404, so order ids
     cannot be probed)."""
