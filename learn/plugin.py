@@ -156,10 +156,11 @@ def pytest_runtest_makereport(
         if report.failed and call.excinfo is not None:
             message = _plain(call.excinfo, path)
         exercise = of_directory(Path(str(item.path)).parent)
+        variant = {exercise.start: "start", exercise.solution: "solution"}.get(path, "workspace")
         item.config.stash[_RESULTS].append(
             {
                 "exercise": exercise.number,
-                "variant": callspec.id,
+                "variant": variant,
                 "test": item.name.split("[", 1)[0],
                 "when": report.when,
                 "outcome": report.outcome,
