@@ -18,7 +18,7 @@ from patterns.db.session import session_scope
 from patterns.errors import AppError, install_error_handlers
 from patterns.security.jwt import TokenService, TokenType
 
-SECRET = "learn-the-stack-secret-0123456789abcdef"  # noqa: S105 - exercises only, never deployed
+SECRET = "learn-the-stack-exercises-only-" + "0123456789abcdef" * 3  # noqa: S105 - 79 bytes
 ISSUER = AUDIENCE = "learn"
 
 tokens = TokenService(SECRET, issuer=ISSUER, audience=AUDIENCE)
