@@ -6,14 +6,16 @@ The learner's files import from here and from `patterns`; the checks build their
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from learn.models import Account
+from learn.models import Account, Product
 from patterns.db.session import session_scope
 from patterns.errors import AppError, install_error_handlers
 from patterns.security.jwt import TokenService, TokenType
@@ -66,3 +68,19 @@ def make_app(*routers: APIRouter) -> FastAPI:
     for router in routers:
         app.include_router(router)
     return app
+
+
+def product_key(product_id: int) -> str:
+    """The cache key of one product's JSON."""
+    return f"learn:product:{product_id}"
+
+
+async def read_product(session: AsyncSession, redis: Redis, product_id: int) -> dict[str, Any]:
+    """Read-through cache: the cached JSON, else the row (then cached for five minutes)."""
+    cached = await redis.get(product_key(product_id))
+    if cached is not None:
+        return dict(json.loads(cached))
+    product = await session.get_one(Product, product_id)
+    data = {"id": product.id, "name": product.name, "price_cents": product.price_cents}
+    await redis.set(product_key(product_id), json.dumps(data), ex=300)
+    return data

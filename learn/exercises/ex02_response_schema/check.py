@@ -54,8 +54,10 @@ async def test_responses_carry_no_secret(learner: ModuleType, db_session: AsyncS
     for name, response in (("POST /accounts", created), ("GET /accounts/{id}", read)):
         body = response.json()
         leaked = sorted(k for k in body if "password" in k)
-        assert not leaked, f"{name} answers with {', '.join(leaked)}: a response schema lists "
-        "only what a client may see"
+        assert not leaked, (
+            f"{name} answers with {', '.join(leaked)}: a response schema lists only what a "
+            "client may see"
+        )
         assert set(body) == {"id", "email", "role"}, (
             f"{name} answers with the fields {sorted(body)}; expected exactly id, email and role"
         )

@@ -52,8 +52,9 @@ async def test_a_fresh_token_works_and_expires(
 ) -> None:
     app, account = await _setup(learner, db_session)
     token = learner.create_access_token(account.id)
-    assert await _me(app, token) == 200, "GET /me with a fresh token from create_access_token "
-    "was refused"
+    assert await _me(app, token) == 200, (
+        "GET /me with a fresh token from create_access_token was refused"
+    )
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims.get("type") == "access", f"the token has no type 'access': {claims}"
     assert "exp" in claims, f"the token never expires (no 'exp' claim): {claims}"
