@@ -283,28 +283,31 @@ def cmd_watch(verbose: bool) -> int:
 def cmd_verify(verbose: bool) -> int:
     """Every exercise: its starting file fails its check and its solution passes it."""
     run = run_checks(EXERCISES, verify=True, verbose=verbose)
+    failures: list[str] = []
     table = Table(title=f"verify-solutions: {len(EXERCISES)} exercises in {run.seconds:.1f} s")
-    for column in ("#", "exercise", "start fails with", "solution"):
-        table.add_column(column)
+    table.add_column("#", justify="right")
+    table.add_column("exercise", no_wrap=True)
+    table.add_column("start", no_wrap=True)
+    table.add_column("solution", no_wrap=True)
+    table.add_column("the start's check says", no_wrap=True, overflow="ellipsis")
     wrong = 0
     for e in EXERCISES:
         start_problem = _problem(run, e, "start")
         solution_problem = _problem(run, e, "solution")
         start_ok = start_problem is not None and (e.number, "start") in run.outcomes
-        if not start_ok:
-            wrong += 1
-        if solution_problem is not None:
-            wrong += 1
-        start_text = (start_problem or "").splitlines()[0] if start_ok else "[red]PASSES[/red]"
+        wrong += (not start_ok) + (solution_problem is not None)
         table.add_row(
             str(e.number),
-            e.title,
-            start_text if start_ok else "[red]the start passes its check[/red]",
-            "[green]passes[/green]"
-            if solution_problem is None
-            else f"[red]fails:[/red] {solution_problem}",
+            e.slug,
+            "[green]fails[/green]" if start_ok else "[red]passes[/red]",
+            "[green]passes[/green]" if solution_problem is None else "[red]fails[/red]",
+            (start_problem or "").splitlines()[0] if start_ok else "",
         )
+        if solution_problem is not None:
+            failures.append(f"exercise {e.number}'s solution: {solution_problem}")
     console.print(table)
+    for failure in failures:
+        console.print(failure, markup=False)
     if wrong:
         if not verbose:
             console.print(run.output[-4000:], markup=False)
