@@ -34,7 +34,9 @@ def test_check_fails_on_every_start_and_passes_on_every_solution(workspace: Path
     started = cli.run_checks(EXERCISES)
     for exercise in EXERCISES:
         outcome = started.outcomes.get((exercise.number, "workspace"))
-        assert outcome is not None, f"exercise {exercise.number}'s check did not run:\n"
+        assert outcome is not None, (
+            f"exercise {exercise.number}'s check did not run:\n{started.output[-2000:]}"
+        )
         assert outcome.failures, f"exercise {exercise.number}'s starting file passes its check"
         assert all(message.strip() for _, message in outcome.failures)
     for exercise in EXERCISES:
@@ -52,10 +54,7 @@ def test_check_records_progress_and_reset_restores_the_start(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first, second = EXERCISES[0], EXERCISES[1]
-    assert cli.main(["check", "1"]) == 1
-    assert "not yet" in capsys.readouterr().out
     assert cli.current() == first and cli.solved_count() == 0
-
     shutil.copyfile(first.solution, cli.workspace_file(first))
     assert cli.main(["check", "1"]) == 0
     out = capsys.readouterr().out
