@@ -175,4 +175,3 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     target = session.config.getoption("learn_report")
     if target:
         Path(target).write_text(json.dumps(session.config.stash[_RESULTS], indent=1))
-

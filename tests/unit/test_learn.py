@@ -49,14 +49,14 @@ def test_the_workspace_gets_the_starts_and_keeps_the_learners_work(workspace: Pa
 def test_a_solved_exercise_is_unsolved_by_an_edit(workspace: Path) -> None:
     first = EXERCISES[0]
     cli._mark(first, True)
-    assert cli.is_solved(first) and cli.current() == EXERCISES[1]
+    assert cli.is_solved(first)
+    assert cli.current() == EXERCISES[1]
     cli.workspace_file(first).write_text("# changed after solving\n")
-    assert not cli.is_solved(first) and cli.current() == first
+    assert not cli.is_solved(first)
+    assert cli.current() == first
 
 
-def test_hint_and_list_need_no_servers(
-    workspace: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_hint_and_list_need_no_servers(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["hint", "14"]) == 0
     assert "selectinload" in capsys.readouterr().out
     assert cli.main(["list"]) == 0

@@ -86,7 +86,9 @@ CASES = {
 
 @pytest.mark.integration
 @pytest.mark.parametrize("case", list(CASES))
-async def test_a_bad_token_is_a_401(learner: ModuleType, db_session: AsyncSession, case: str) -> None:
+async def test_a_bad_token_is_a_401(
+    learner: ModuleType, db_session: AsyncSession, case: str
+) -> None:
     app, account = await _setup(learner, db_session)
     status = await _me(app, CASES[case](account.id))
     assert status == 401, (

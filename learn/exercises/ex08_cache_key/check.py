@@ -29,7 +29,8 @@ class Shop:
             page: int = 1,
         ) -> dict[str, Any]:
             account_id = account.id if account else None
-            key = learner.cache_key(request.url.path, request.query_params.multi_items(), account_id)
+            query = request.query_params.multi_items()
+            key = learner.cache_key(request.url.path, query, account_id)
             cached = await redis.get(key)
             if cached is not None:
                 return dict(json.loads(cached))

@@ -13,9 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from learn.models import Order
 
 
-async def place_order(
-    session: AsyncSession, product_id: int, quantity: int, confirm: Task
-) -> int:
+async def place_order(session: AsyncSession, product_id: int, quantity: int, confirm: Task) -> int:
     order = Order(product_id=product_id, quantity=quantity)
     session.add(order)
     await session.commit()

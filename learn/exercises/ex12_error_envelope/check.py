@@ -48,8 +48,9 @@ async def test_out_of_stock_is_a_409_in_the_envelope(
         f"reserving 5 of 2 answered {response.status_code} {error.get('code')!r}; expected "
         "409 'out_of_stock': make OutOfStockError an AppError with that status_code and code"
     )
-    assert "lamp" in error.get("message", "") and "2" in error.get("message", ""), (
-        f"the message {error.get('message')!r} should name the product and what is left"
+    message = str(error.get("message", ""))
+    assert all(word in message for word in ("lamp", "2")), (
+        f"the message {message!r} should name the product (lamp) and what is left (2)"
     )
     assert error.get("details") == [{"product_id": product.id, "available": 2}], (
         f"details are {error.get('details')!r}; expected "
