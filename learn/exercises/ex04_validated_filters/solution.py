@@ -7,18 +7,18 @@ sort name is looked up in a fixed mapping, never turned into a column by name.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
+from sqlalchemy import UnaryExpression, select
 
 from learn.models import Product
 from learn.support import SessionDep
 
 router = APIRouter()
 
-SORTS = {
+SORTS: dict[str, tuple[UnaryExpression[Any], ...]] = {
     "name": (Product.name.asc(), Product.id.asc()),
     "price": (Product.price_cents.asc(), Product.id.asc()),
     "-price": (Product.price_cents.desc(), Product.id.asc()),

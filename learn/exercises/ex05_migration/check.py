@@ -71,7 +71,9 @@ def test_upgrade_reaches_the_models(learner: ModuleType, engine: Engine) -> None
         "models.py:\n" + "\n".join(f"  - {d}" for d in drift)
     )
     with engine.connect() as conn:
-        skus = dict(conn.execute(sa.text("SELECT name, sku FROM shop_items")).all())
+        skus: dict[str, str | None] = dict(
+            conn.execute(sa.text("SELECT name, sku FROM shop_items")).all()
+        )
     assert skus.keys() == {"lamp", "desk"}, f"existing items were lost: {skus}"
 
 

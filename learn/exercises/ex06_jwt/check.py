@@ -1,6 +1,6 @@
 """Exercise 6's check: `GET /me` with tokens a client could send, on a real accounts table."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Annotated
@@ -70,7 +70,7 @@ def _forged(account_id: int, **overrides: object) -> dict[str, object]:
     return {k: v for k, v in claims.items() if v is not None}
 
 
-CASES = {
+CASES: dict[str, Callable[[int], str]] = {
     "an expired token": lambda i: jwt.encode(
         _forged(i, exp=datetime.now(UTC) - timedelta(minutes=1)), SECRET, algorithm="HS256"
     ),

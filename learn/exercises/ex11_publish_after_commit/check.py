@@ -2,6 +2,8 @@
 `before_task_publish` signal, which looks for the order from another database connection at the
 moment the message leaves."""
 
+from __future__ import annotations
+
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -17,7 +19,7 @@ from learn.models import Product
 
 
 @pytest.fixture
-def confirm(redis_url: str) -> Iterator[Task]:
+def confirm(redis_url: str) -> Iterator[Task[Any, Any]]:
     app = Celery("learn-exercise", broker=redis_url, set_as_current=False)
     app.conf.broker_connection_retry_on_startup = False
 
@@ -35,7 +37,7 @@ async def test_the_task_leaves_after_the_commit(
     committed_db: async_sessionmaker[AsyncSession],
     redis_client: Redis,
     database_url: str,
-    confirm: Task,
+    confirm: Task[Any, Any],
 ) -> None:
     async with committed_db() as session:
         product = Product(name="lamp", category="tools", price_cents=1000, stock=5)

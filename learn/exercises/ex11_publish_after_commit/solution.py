@@ -7,13 +7,17 @@ session scope's commit; `patterns.tasks` wraps that.)
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from learn.models import Order
 
 
-async def place_order(session: AsyncSession, product_id: int, quantity: int, confirm: Task) -> int:
+async def place_order(
+    session: AsyncSession, product_id: int, quantity: int, confirm: Task[Any, Any]
+) -> int:
     order = Order(product_id=product_id, quantity=quantity)
     session.add(order)
     await session.commit()

@@ -8,13 +8,17 @@ for an order that never existed. Send the task after the commit.
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from learn.models import Order
 
 
-async def place_order(session: AsyncSession, product_id: int, quantity: int, confirm: Task) -> int:
+async def place_order(
+    session: AsyncSession, product_id: int, quantity: int, confirm: Task[Any, Any]
+) -> int:
     order = Order(product_id=product_id, quantity=quantity)
     session.add(order)
     await session.flush()
