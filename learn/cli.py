@@ -284,28 +284,24 @@ def cmd_verify(verbose: bool) -> int:
     """Every exercise: its starting file fails its check and its solution passes it."""
     run = run_checks(EXERCISES, verify=True, verbose=verbose)
     failures: list[str] = []
-    table = Table(title=f"verify-solutions: {len(EXERCISES)} exercises in {run.seconds:.1f} s")
-    table.add_column("#", justify="right")
-    table.add_column("exercise", no_wrap=True)
-    table.add_column("start", no_wrap=True)
-    table.add_column("solution", no_wrap=True)
-    table.add_column("the start's check says", no_wrap=True, overflow="ellipsis")
+    console.print(f"verify-solutions: {len(EXERCISES)} exercises in {run.seconds:.1f} s")
     wrong = 0
     for e in EXERCISES:
         start_problem = _problem(run, e, "start")
         solution_problem = _problem(run, e, "solution")
         start_ok = start_problem is not None and (e.number, "start") in run.outcomes
         wrong += (not start_ok) + (solution_problem is not None)
-        table.add_row(
-            str(e.number),
-            e.slug,
-            "[green]fails[/green]" if start_ok else "[red]passes[/red]",
-            "[green]passes[/green]" if solution_problem is None else "[red]fails[/red]",
-            (start_problem or "").splitlines()[0] if start_ok else "",
+        start = "[green]start fails[/green] " if start_ok else "[red]start PASSES[/red]"
+        solution = (
+            "[green]solution passes[/green]"
+            if solution_problem is None
+            else "[red]solution FAILS [/red]"
         )
+        said = (start_problem or "").splitlines()[0] if start_ok else ""
+        said = said if len(said) <= 60 else said[:59] + "…"
+        console.print(f"  {e.number:>2} {e.slug:<24} {start}  {solution}  [dim]{said}[/dim]")
         if solution_problem is not None:
             failures.append(f"exercise {e.number}'s solution: {solution_problem}")
-    console.print(table)
     for failure in failures:
         console.print(failure, markup=False)
     if wrong:
