@@ -165,6 +165,14 @@ def _problem(run: Run, exercise: Exercise, variant: str) -> str | None:
     return f"the check did not run (pytest exited with {run.returncode}):\n{tail}"
 
 
+def _syntax_error(path: Path) -> str | None:
+    try:
+        compile(path.read_bytes(), str(path), "exec")
+    except SyntaxError as exc:
+        return f"your file does not compile: {exc.msg} (line {exc.lineno})"
+    return None
+
+
 def _relative(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
@@ -187,19 +195,22 @@ def _card(exercise: Exercise) -> None:
 def check(exercise: Exercise, *, verbose: bool = False, quiet_pass: bool = False) -> bool:
     """Check the workspace file; record the result; print what the check says."""
     ensure_workspace()
-    run = run_checks([exercise], verbose=verbose)
-    problem = _problem(run, exercise, "workspace")
+    problem = _syntax_error(workspace_file(exercise))
+    seconds = 0.0
+    if problem is None:  # no servers started for a file that cannot even be compiled
+        run = run_checks([exercise], verbose=verbose)
+        problem, seconds = _problem(run, exercise, "workspace"), run.seconds
     _mark(exercise, problem is None)
     if problem is None:
         if not quiet_pass:
             _card(exercise)
         console.print(
-            f"  [green]✓ solved[/green] (check took {run.seconds:.1f} s). Compare with "
+            f"  [green]✓ solved[/green] (check took {seconds:.1f} s). Compare with "
             f"{_relative(exercise.solution)} and read {_relative(exercise.explanation)}"
         )
     else:
         _card(exercise)
-        console.print(f"  [red]✗ not yet[/red] (check took {run.seconds:.1f} s):")
+        console.print(f"  [red]✗ not yet[/red] (check took {seconds:.1f} s):")
         for line in problem.splitlines():
             console.print(f"    {line}", markup=False)
         console.print(f"  stuck? [bold]nox -s learn -- hint {exercise.number}[/bold]")
