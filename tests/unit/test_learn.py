@@ -93,3 +93,13 @@ def test_an_exception_names_the_line_of_the_learners_file(tmp_path: Path) -> Non
         "your code raised NotImplementedError: commit here",
         "  at line 2 of your file: raise NotImplementedError('commit here')",
     ]
+
+
+def test_a_file_that_does_not_compile_is_reported_at_once(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli.workspace_file(EXERCISES[0]).write_text("def get_session(:\n")
+    assert cli.main(["check", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "your file does not compile: invalid syntax (line 1)" in out
+    assert cli.solved_count() == 0
