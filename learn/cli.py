@@ -69,8 +69,11 @@ def _load_progress() -> dict[str, str]:
     path = workspace() / PROGRESS_FILE
     if not path.exists():
         return {}
-    data = json.loads(path.read_text())
-    return {str(k): str(v) for k, v in data.items()}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:  # a hand-edited or truncated file: start the bookkeeping afresh
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def _save_progress(progress: dict[str, str]) -> None:

@@ -54,6 +54,8 @@ def test_a_solved_exercise_is_unsolved_by_an_edit(workspace: Path) -> None:
     cli.workspace_file(first).write_text("# changed after solving\n")
     assert not cli.is_solved(first)
     assert cli.current() == first
+    (workspace / cli.PROGRESS_FILE).write_text("{not json")
+    assert cli.solved_count() == 0
 
 
 def test_hint_and_list_need_no_servers(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
