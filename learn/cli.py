@@ -18,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from learn.catalog import EXERCISES, Exercise, by_number
+from patterns.testing import POSTGRES_URL_ENV, REDIS_URL_ENV, NoBackendError, backends
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE_ENV = "KIT_LEARN_WORKSPACE"
@@ -123,8 +125,31 @@ class Run:
     output: str
 
 
+@contextmanager
+def servers() -> Iterator[dict[str, str]]:
+    """PostgreSQL and Redis kept up across several checks (`watch`, `learn` moving on), so
+    each check skips starting them: the harness's own choice (environment URLs, containers,
+    local binaries), handed to the checks as the harness's environment URLs. Servers given in
+    the environment are used as they are."""
+    if os.environ.get(POSTGRES_URL_ENV) and os.environ.get(REDIS_URL_ENV):
+        yield {}
+        return
+    started: list[backends.Service] = []
+    try:
+        for kind in ("postgres", "redis"):
+            started.append(backends.choose(kind)[0])
+        yield {POSTGRES_URL_ENV: started[0].url, REDIS_URL_ENV: started[1].url}
+    finally:
+        for service in started:
+            backends.stop(service)
+
+
 def run_checks(
-    exercises: Sequence[Exercise], *, verify: bool = False, verbose: bool = False
+    exercises: Sequence[Exercise],
+    *,
+    verify: bool = False,
+    verbose: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Run:
     """One pytest process for the given exercises (the harness starts its servers once)."""
     with tempfile.TemporaryDirectory(prefix="kit-learn-") as tmp:
@@ -139,7 +164,14 @@ def run_checks(
         else:
             command += [f"--learn-file={e.number}={workspace_file(e)}" for e in exercises]
         started = time.perf_counter()
-        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            command,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **(env or {})},
+        )
         seconds = time.perf_counter() - started
         records: list[dict[str, Any]] = json.loads(report.read_text()) if report.exists() else []
     output = proc.stdout + proc.stderr
@@ -195,18 +227,19 @@ def _card(exercise: Exercise) -> None:
     )
 
 
-def check(exercise: Exercise, *, verbose: bool = False, quiet_pass: bool = False) -> bool:
+def check(
+    exercise: Exercise, *, verbose: bool = False, env: Mapping[str, str] | None = None
+) -> bool:
     """Check the workspace file; record the result; print what the check says."""
     ensure_workspace()
     problem = _syntax_error(workspace_file(exercise))
     seconds = 0.0
     if problem is None:  # no servers started for a file that cannot even be compiled
-        run = run_checks([exercise], verbose=verbose)
+        run = run_checks([exercise], verbose=verbose, env=env)
         problem, seconds = _problem(run, exercise, "workspace"), run.seconds
     _mark(exercise, problem is None)
     if problem is None:
-        if not quiet_pass:
-            _card(exercise)
+        _card(exercise)
         console.print(
             f"  [green]✓ solved[/green] (check took {seconds:.1f} s). Compare with "
             f"{_relative(exercise.solution)} and read {_relative(exercise.explanation)}"
@@ -229,9 +262,10 @@ def current() -> Exercise | None:
 def cmd_next(verbose: bool) -> int:
     """Check the exercises in order until one fails; show that one."""
     ensure_workspace()
-    while (exercise := current()) is not None:
-        if not check(exercise, verbose=verbose):
-            return 0
+    with servers() as env:
+        while (exercise := current()) is not None:
+            if not check(exercise, verbose=verbose, env=env):
+                return 0
     console.print(f"\n[green]All {len(EXERCISES)} exercises solved.[/green] Well done.")
     return 0
 
@@ -273,23 +307,24 @@ def cmd_watch(verbose: bool) -> int:
     from watchfiles import watch
 
     ensure_workspace()
-    exercise = current()
-    while exercise is not None and check(exercise, verbose=verbose):
+    with servers() as env:
         exercise = current()
-    console.print(f"\nwatching {_relative(workspace())} (Ctrl-C to stop)")
-    try:
-        for changes in watch(workspace()):
-            if exercise is None:
-                break
-            target = workspace_file(exercise)
-            if not any(Path(path) == target for _, path in changes):
-                continue
-            while exercise is not None and check(exercise, verbose=verbose):
-                exercise = current()
-            if exercise is None:
-                break
-    except KeyboardInterrupt:
-        return 0
+        while exercise is not None and check(exercise, verbose=verbose, env=env):
+            exercise = current()
+        console.print(f"\nwatching {_relative(workspace())} (Ctrl-C to stop)")
+        try:
+            for changes in watch(workspace()):
+                if exercise is None:
+                    break
+                target = workspace_file(exercise)
+                if not any(Path(path) == target for _, path in changes):
+                    continue
+                while exercise is not None and check(exercise, verbose=verbose, env=env):
+                    exercise = current()
+                if exercise is None:
+                    break
+        except KeyboardInterrupt:
+            return 0
     console.print(f"\n[green]All {len(EXERCISES)} exercises solved.[/green]")
     return 0
 
@@ -354,6 +389,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("watch", help="re-check the current exercise each time it is saved")
     commands.add_parser("verify-solutions", help="CI: every start fails, every solution passes")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except NoBackendError as exc:
+        console.print(f"[red]No servers for the checks:[/red] {exc}")
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "list":
         return cmd_list()
     if args.command == "check":
