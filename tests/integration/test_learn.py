@@ -1,9 +1,9 @@
 """`python -m learn`: every exercise's check fails on its starting file and passes on its
 solution, through the learner's workspace, and `reset` brings the start back.
 
-The checks run in a child pytest with servers of its own (the harness's local binaries or
-containers): the child's per-process Redis database would otherwise be one this run's xdist
-workers use too.
+The checks run in a child pytest with servers of their own (the harness's local binaries or
+containers, not this run's `KIT_TEST_*` servers): the child's Redis database would otherwise be
+one this run's xdist workers use too.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_check_fails_on_every_start_and_passes_on_every_solution(workspace: Path) -> None:
     for exercise in EXERCISES:
         assert cli.workspace_file(exercise).read_bytes() == exercise.start.read_bytes()
-    started = cli.run_checks(EXERCISES)
+    with cli.servers() as env:  # one PostgreSQL and Redis for both runs, as `watch` does
+        assert set(env) == {POSTGRES_URL_ENV, REDIS_URL_ENV}
+        started = cli.run_checks(EXERCISES, env=env)
+        for exercise in EXERCISES:
+            shutil.copyfile(exercise.solution, cli.workspace_file(exercise))
+        solved = cli.run_checks(EXERCISES, env=env)
     for exercise in EXERCISES:
         outcome = started.outcomes.get((exercise.number, "workspace"))
         assert outcome is not None, (
@@ -39,9 +44,6 @@ def test_check_fails_on_every_start_and_passes_on_every_solution(workspace: Path
         )
         assert outcome.failures, f"exercise {exercise.number}'s starting file passes its check"
         assert all(message.strip() for _, message in outcome.failures)
-    for exercise in EXERCISES:
-        shutil.copyfile(exercise.solution, cli.workspace_file(exercise))
-    solved = cli.run_checks(EXERCISES)
     for exercise in EXERCISES:
         outcome = solved.outcomes.get((exercise.number, "workspace"))
         assert outcome is not None, f"exercise {exercise.number}'s check did not run"
