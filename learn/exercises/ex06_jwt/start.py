@@ -4,7 +4,7 @@
 request runs (`GET /me` in the check). Today a token never expires, a refresh token (or any
 token signed with the secret) passes as an access token, the token itself picks the algorithm
 it is checked with, and a malformed token is a 500. Make access tokens carry `exp`
-(`ACCESS_TTL` from issue), `iat` and `type: "access"`; make `read_access_token` accept only
+(`ACCESS_TTL` after it was issued), `iat` and `type: "access"`; make `read_access_token` accept only
 HS256, require those claims, and raise the kit's `AuthenticationError` (a 401) for anything
 wrong.
 """
