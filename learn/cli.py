@@ -154,10 +154,13 @@ def run_checks(
     """One pytest process for the given exercises (the harness starts its servers once)."""
     with tempfile.TemporaryDirectory(prefix="kit-learn-") as tmp:
         report = Path(tmp) / "report.json"
+        # Only the plugins a check needs (pytest-asyncio, the kit's harness, learn's own): the
+        # test environment's others (hypothesis, schemathesis, benchmark, xdist) would cost
+        # more start-up time than the tests themselves. The project's addopts go with them.
         command = [
             sys.executable, "-m", "pytest", *(str(e.check) for e in exercises),
-            "-p", "learn.plugin", f"--learn-report={report}",
-            "-p", "no:cacheprovider", "-p", "no:randomly", "-q", "-rN", "--no-header",
+            "-p", "asyncio", "-p", "kit", "-p", "learn.plugin", "-o", "addopts=",
+            f"--learn-report={report}", "-p", "no:cacheprovider", "-q", "-rN", "--no-header",
         ]  # fmt: skip
         if verify:
             command.append("--learn-verify")
@@ -170,7 +173,7 @@ def run_checks(
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})},
         )
         seconds = time.perf_counter() - started
         records: list[dict[str, Any]] = json.loads(report.read_text()) if report.exists() else []
