@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,8 @@ from patterns.testing import POSTGRES_URL_ENV, REDIS_URL_ENV, NoBackendError, ba
 ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE_ENV = "KIT_LEARN_WORKSPACE"
 PROGRESS_FILE = ".progress.json"
+TIMEOUT_ENV = "KIT_LEARN_TIMEOUT"
+TIMEOUT_S = 120  # per exercise checked: a learner's code that waits forever must not hang here
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -123,6 +126,32 @@ class Run:
     seconds: float
     returncode: int
     output: str
+    timed_out: float | None = None
+    """The time limit, when the check was stopped for reaching it."""
+
+
+def _pytest(command: list[str], env: Mapping[str, str], limit: float) -> tuple[int, str, bool]:
+    """Run pytest; past `limit` seconds interrupt it as Ctrl-C would, so the harness still
+    stops the servers it started, and kill it only if that does not end it."""
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=dict(env),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        output, _ = proc.communicate(timeout=limit)
+        return proc.returncode, output, False
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+    try:
+        output, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    return proc.returncode, output, True
 
 
 @contextmanager
@@ -166,18 +195,13 @@ def run_checks(
             command.append("--learn-verify")
         else:
             command += [f"--learn-file={e.number}={workspace_file(e)}" for e in exercises]
+        limit = float(os.environ.get(TIMEOUT_ENV) or TIMEOUT_S) * len(exercises)
         started = time.perf_counter()
-        proc = subprocess.run(
-            command,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})},
+        returncode, output, timed_out = _pytest(
+            command, {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})}, limit
         )
         seconds = time.perf_counter() - started
         records: list[dict[str, Any]] = json.loads(report.read_text()) if report.exists() else []
-    output = proc.stdout + proc.stderr
     if verbose:
         console.print(output, markup=False)
     outcomes: dict[tuple[int, str], Outcome] = {}
@@ -188,7 +212,7 @@ def run_checks(
             outcome.passed += 1
         elif record["outcome"] == "failed":
             outcome.failures.append((str(record["test"]), str(record["message"])))
-    return Run(outcomes, seconds, proc.returncode, output)
+    return Run(outcomes, seconds, returncode, output, limit if timed_out else None)
 
 
 def _problem(run: Run, exercise: Exercise, variant: str) -> str | None:
@@ -198,6 +222,11 @@ def _problem(run: Run, exercise: Exercise, variant: str) -> str | None:
         return None
     if outcome is not None and outcome.failures:
         return outcome.failures[0][1]
+    if run.timed_out is not None:
+        return (
+            f"the check did not finish within {run.timed_out:.0f} s and was stopped: does your "
+            "code wait forever (a lock another session holds, a loop that never ends)?"
+        )
     # No test ran: pytest itself failed (a harness without servers, a broken check).
     tail = "\n".join(run.output.strip().splitlines()[-15:])
     return f"the check did not run (pytest exited with {run.returncode}):\n{tail}"

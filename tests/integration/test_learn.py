@@ -69,3 +69,15 @@ def test_check_records_progress_and_reset_restores_the_start(
     assert cli.workspace_file(first).read_bytes() == first.start.read_bytes()
     assert cli.current() == first
     assert cli.solved_count() == 0
+
+
+def test_a_check_that_never_ends_is_stopped(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(cli.TIMEOUT_ENV, "10")
+    last = EXERCISES[-1]
+    cli.workspace_file(last).write_text(
+        "import asyncio\n\n\nasync def books_by_author(session):\n    await asyncio.sleep(3600)\n"
+    )
+    assert cli.main(["check", str(last.number)]) == 1
+    assert "did not finish within 10 s and was stopped" in capsys.readouterr().out
