@@ -26,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markdown import Markdown
-from rich.table import Table
 
 from learn.catalog import EXERCISES, Exercise, by_number
 from patterns.testing import POSTGRES_URL_ENV, REDIS_URL_ENV, NoBackendError, backends
@@ -305,24 +303,24 @@ def cmd_next(verbose: bool) -> int:
 def cmd_list() -> int:
     ensure_workspace()
     progress = _load_progress()
-    table = Table(title=f"Exercises ({_progress_line()})")
-    for column in ("#", "exercise", "guide section", "file", "status"):
-        table.add_column(column)
+    console.print(f"Exercises ({_progress_line()}), files in {_relative(workspace())}/")
     for e in EXERCISES:
         if is_solved(e, progress):
-            status = "[green]solved[/green]"
+            status = "[green]solved     [/green]"
         elif e.workspace_name in progress:
-            status = "[yellow]edited since solved[/yellow]"
+            status = "[yellow]edited     [/yellow]"  # solved once, changed since
         else:
-            status = "not yet"
-        table.add_row(str(e.number), e.title, e.section, e.workspace_name, status)
-    console.print(table)
+            status = "not yet    "
+        console.print(
+            f"  {e.number:>2} {status} {e.workspace_name:<32} {e.title} [dim]({e.section})[/dim]"
+        )
     return 0
 
 
 def cmd_hint(exercise: Exercise) -> int:
     _card(exercise)
-    console.print(Markdown(exercise.hint.read_text()))
+    console.print()
+    console.print(exercise.hint.read_text().rstrip(), markup=False)
     return 0
 
 
