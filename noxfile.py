@@ -180,6 +180,17 @@ def pitfalls(session: nox.Session) -> None:
 
 
 @nox.session
+def learn(session: nox.Session) -> None:
+    """Exercises that fail until the pattern is right, checked on real PostgreSQL and Redis.
+
+    With no arguments: the next unsolved exercise, its file and what its check says is wrong.
+    `-- list`, `-- check 3`, `-- hint 3`, `-- reset 3`, `-- watch`, `-- verify-solutions`
+    (see docs/learn.md). The learner's files live in learn_workspace/ (git-ignored)."""
+    _install(session, "test", "learn")  # the checks run through the harness in patterns.testing
+    session.run("python", "-m", "learn", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and the import-linter layering contract."""
     _install(session, "lint")
@@ -191,7 +202,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy, strict on patterns and reference_app."""
-    _install(session, "test", "lint", "load")
+    _install(session, "test", "lint", "load", "learn")
     session.run("mypy")
 
 

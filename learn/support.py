@@ -1,0 +1,88 @@
+"""What the exercises take as given: the shop's app factory, its session and its tokens.
+
+The learner's files import from here and from `patterns`; the checks build their small apps with
+`make_app`. Nothing here is an exercise: it is the stable ground the exercises stand on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from learn.models import Account, Product
+from patterns.db.session import session_scope
+from patterns.errors import AppError, install_error_handlers
+from patterns.security.jwt import TokenService, TokenType
+
+SECRET = (
+    "learn-the-stack-exercises-only-" + "0123456789abcdef" * 3
+)  # 79 bytes: enough for HS512 too
+ISSUER = AUDIENCE = "learn"
+
+tokens = TokenService(SECRET, issuer=ISSUER, audience=AUDIENCE)
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The shop's request session (the kit's session scope); checks override it with theirs."""
+    async with session_scope(request.app.state.sessions) as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def optional_account(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Account | None:
+    """The account a valid access token names, or None (no token, a bad one, or no such account).
+
+    Deciding what None means (401) and what a known account without the right role means (403)
+    is the role-check exercise's job."""
+    if credentials is None:
+        return None
+    try:
+        claims = tokens.decode(credentials.credentials, TokenType.ACCESS)
+    except AppError:
+        return None
+    if not claims.sub.isdigit():
+        return None
+    return await session.get(Account, int(claims.sub))
+
+
+def access_token_for(account: Account) -> str:
+    """A valid access token for `account` (what a login would hand out)."""
+    token, _ = tokens.create(account.id, TokenType.ACCESS)
+    return token
+
+
+def make_app(*routers: APIRouter) -> FastAPI:
+    """A FastAPI app with the kit's error envelope and the given routers."""
+    app = FastAPI()
+    install_error_handlers(app)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def product_key(product_id: int) -> str:
+    """The cache key of one product's JSON."""
+    return f"learn:product:{product_id}"
+
+
+async def read_product(session: AsyncSession, redis: Redis, product_id: int) -> dict[str, Any]:
+    """Read-through cache: the cached JSON, else the row (then cached for five minutes)."""
+    cached = await redis.get(product_key(product_id))
+    if cached is not None:
+        return dict(json.loads(cached))
+    product = await session.get_one(Product, product_id)
+    data = {"id": product.id, "name": product.name, "price_cents": product.price_cents}
+    await redis.set(product_key(product_id), json.dumps(data), ex=300)
+    return data
