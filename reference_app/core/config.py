@@ -1,4 +1,4 @@
-"""The single source of settings (DESIGN "Settings and commands"), read from `KIT_*` variables.
+"""The single source of settings, read from `KIT_*` variables (docs/quick-start.md).
 
 With nothing set, the app runs on the embedded default: a SQLite file and in-process fakeredis.
 """
@@ -105,7 +105,8 @@ class Settings(BaseSettings):
 
     @property
     def broker_url(self) -> str:
-        return self.celery_broker_url or self.redis_url or "memory://"
+        # The in-memory broker's URL names a host so that kombu need not warn it assumed one.
+        return self.celery_broker_url or self.redis_url or "memory://localhost//"
 
     @property
     def result_backend(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from celery import Celery
@@ -17,11 +18,17 @@ def wants_json(settings: Settings) -> bool:
     return settings.log_json if settings.log_json is not None else settings.env == "prod"
 
 
+# Libraries' start-up chatter kept below INFO: Alembic lists each plugin it loads.
+QUIET_LOGGERS = ("alembic.runtime.plugins",)
+
+
 def setup_logging(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     configure_logging(
         level=settings.log_level, json=wants_json(settings), log_file=settings.log_file
     )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def instrument_celery(celery_app: Celery, settings: Settings | None = None) -> Callable[[], None]:
