@@ -12,6 +12,7 @@ it installs nox and uv into `.nox/_bootstrap` once and hands over to nox. With n
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,8 +66,11 @@ def _pytest(session: nox.Session, *default_args: str) -> None:
 
 @nox.session
 def serve(session: nox.Session) -> None:
-    """Run the API; with no settings on the embedded SQLite + fakeredis (prints the docs URL)."""
-    _install(session)
+    """Run the API; with no settings on the embedded SQLite + fakeredis (prints the docs URL).
+
+    The environment has the `pitfalls` group too, so `python -m pitfalls run PF001` in it draws
+    its chart."""
+    _install(session, "pitfalls")
     session.run("python", "-m", "reference_app", "serve", *session.posargs)
 
 
@@ -140,18 +144,27 @@ def load(session: nox.Session) -> None:
     session.run("python", "-m", "loadtests.run", *session.posargs)
 
 
+_PITFALL_ID = re.compile(r"(?i)pf\d+|all")
+
+
 @nox.session
 def pitfalls(session: nox.Session) -> None:
     """Every pitfall's wrong and right version side by side, with measured evidence.
 
-    On real PostgreSQL and Redis (`-- PF001 PF008` for some). The servers: KIT_DATABASE_URL and
+    On real PostgreSQL and Redis (`-- PF001 PF008` for some; `-- list`, or any other command of
+    `python -m pitfalls`, runs that command). The servers: KIT_DATABASE_URL and
     KIT_REDIS_URL when both are set (a scratch schema and a key prefix are used, then removed);
     otherwise the test harness's (KIT_TEST_* URLs, testcontainers, or local binaries started for
     the run). Tables and the PF001 chart go to results/pitfalls/."""
     _install(session, "test")  # the harness's server starters live in patterns.testing
+    args = list(session.posargs) or ["all"]
+    if _PITFALL_ID.fullmatch(args[0]):  # `-- PF001 PF008`: run those
+        args = ["run", *args]
+    # `-- list`, `-- --help` and the CLI's other commands go through as they are.
     configured = os.environ.get("KIT_DATABASE_URL") and os.environ.get("KIT_REDIS_URL")
-    servers = [] if configured else ["--servers", "harness"]
-    session.run("python", "-m", "pitfalls", "run", *(session.posargs or ["all"]), *servers)
+    if args[0] == "run" and not configured and "--servers" not in args:
+        args += ["--servers", "harness"]
+    session.run("python", "-m", "pitfalls", *args)
 
 
 @nox.session

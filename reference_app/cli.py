@@ -121,11 +121,11 @@ def startup_lines(settings: Settings, base_url: str, *, demo: bool) -> list[str]
             f"(admin); {EMBEDDED_DEMO_ITEMS} stocked items. Register your own: POST "
             f"{settings.api_v1_prefix}/auth/register",
             f"  1. log in:  export TOKEN=$(curl -s -d username={email} -d password={password} "
-            f"{api}/auth/login | python3 -c \"import json,sys; "
+            f'{api}/auth/login | python3 -c "import json,sys; '
             f"print(json.load(sys.stdin)['access_token'])\")",
             f"  2. read:    curl -s '{api}/items?limit=3'",
             f'  3. order:   curl -s -H "Authorization: Bearer $TOKEN" -H "Content-Type: '
-            f"application/json\" -d '{{\"items\": [{{\"id\": 1, \"quantity\": 1}}]}}' "
+            f'application/json" -d \'{{"items": [{{"id": 1, "quantity": 1}}]}}\' '
             f"{api}/orders",
         ]
     delay = settings.order_processing_delay_s

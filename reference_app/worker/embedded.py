@@ -1,4 +1,5 @@
-"""The embedded default's worker: tasks run on a thread of the API process (docs/background-work.md).
+"""The embedded default's worker: tasks run on a thread of the API process
+(docs/background-work.md).
 
 With no Redis configured the broker is in memory, and only a consumer inside the publishing
 process can see its messages. So the API's lifespan starts one Celery worker thread, instead of

@@ -195,11 +195,7 @@ def test_a_docs_page_has_no_broken_image_or_link(page: object, docs_site: str, p
     links = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
     local = sorted({urldefrag(link).url for link in links if link.startswith(docs_site)})
     assert len(local) > 5, local  # the navigation at least
-    broken = [
-        f"{status} {url}"
-        for url in local
-        if (status := page.request.get(url).status) >= 400
-    ]
+    broken = [f"{status} {url}" for url in local if (status := page.request.get(url).status) >= 400]
     assert broken == [], broken
     anchors = [link for link in links if link.startswith(f"{docs_site}{path}#")]
     for anchor in anchors:
