@@ -12,12 +12,16 @@ every run, so comparisons between runs are unaffected.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
+import statistics
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
+from pytest_benchmark.fixture import BenchmarkFixture
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +33,36 @@ Run = Callable[[Awaitable[Any]], Any]
 # One argon2 hash shared by every benchmark user: hashing is benchmarked on its own
 # (test_security_bench.py) and would otherwise be all that an insert benchmark measures.
 SHARED_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$" + "A" * 43
+
+
+REFERENCE_REPEATS = 7
+
+
+def reference_work() -> int:
+    """A fixed piece of pure-Python and hashing work (about a millisecond) that no change to the
+    kit can make slower: timed beside every benchmark, it says how fast the machine was then."""
+    digest = hashlib.sha256(b"k" * 50_000).digest()
+    return sum(i * i for i in range(10_000)) + digest[0]
+
+
+def time_reference() -> list[float]:
+    times = []
+    for _ in range(REFERENCE_REPEATS):
+        start = time.perf_counter()
+        reference_work()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+@pytest.fixture(autouse=True)
+def machine_speed(benchmark: BenchmarkFixture) -> Iterator[None]:
+    """The reference work's median time just before and just after each benchmark, saved with
+    it (`extra_info["reference_s"]`): the comparison divides a benchmark's change by the change
+    of this figure, so a machine that is busier in one run than in the other is not a regression
+    (tests/benchmarks/compare.py)."""
+    before = time_reference()
+    yield
+    benchmark.extra_info["reference_s"] = statistics.median([*before, *time_reference()])
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -1,0 +1,177 @@
+"""`nox -s bench -- --compare`: is this run slower than the last saved one? (guide: "Benchmark
+Testing"; docs/performance.md, "Regression gate").
+
+pytest-benchmark's own `--benchmark-compare-fail=median:25%` applies one threshold to every
+benchmark and looks at one number: on a shared machine a benchmark whose rounds spread by ±40 %
+"regresses" by 25 % between two runs of the same code, and the failure ends in a traceback. This
+gate judges each benchmark by its own spread, with three conditions that must all hold:
+
+1. its median is slower by more than its allowance: `max(FLOOR, SPREAD_FACTOR × spread)`, where
+   spread is the larger relative interquartile range (IQR / median) of the two runs;
+2. its fastest round is slower by more than half that allowance: interference from other work
+   on the machine adds time to some rounds, a real regression slows every round, the fastest too;
+3. the rounds of the new run are slower than the old ones by a one-sided Mann-Whitney U test
+   (scipy) at `ALPHA`, so that a handful of rounds cannot fail the gate by chance.
+
+Before the conditions are checked, the new times are divided by the machine's change of speed
+beside that benchmark: the conftest times a fixed piece of reference work just before and after
+every benchmark (`extra_info["reference_s"]`), and `machine` is its new/old ratio. Work that other
+engineers or builds start between two runs slows the reference as much as the benchmark; a change
+in the kit's code slows only the benchmark.
+
+Each run is saved with every round's time (`--benchmark-save-data`); the comparison reads the
+newest two files in the storage directory and prints one table, a row per benchmark, then exits
+1 when any regressed, 2 when there is nothing to compare with, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from scipy.stats import mannwhitneyu
+
+FLOOR = 0.30
+SPREAD_FACTOR = 2.0
+ALPHA = 0.01
+
+
+@dataclass(frozen=True)
+class Run:
+    """One benchmark in one saved run: its rounds' times and the reference work's time."""
+
+    rounds: list[float]
+    reference_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    old_median: float
+    new_median: float  # as measured
+    machine: float  # the reference work's new / old time (1.0 when either run lacks it)
+    allowed: float  # the allowance, as a fraction of the old median
+    min_change: float  # fastest round, new / machine / old - 1
+    p_value: float
+    regressed: bool
+
+    @property
+    def change(self) -> float:
+        """The median's change with the machine's change of speed taken out."""
+        return self.new_median / self.machine / self.old_median - 1
+
+
+def relative_spread(rounds: Sequence[float]) -> float:
+    """IQR / median of one run's round times."""
+    q1, _q2, q3 = statistics.quantiles(rounds, n=4, method="inclusive")
+    return (q3 - q1) / statistics.median(rounds)
+
+
+def judge(name: str, old: Run, new: Run) -> Verdict:
+    """One benchmark's verdict from the saved run (`old`) and this one."""
+    machine = 1.0
+    if old.reference_s and new.reference_s:
+        machine = new.reference_s / old.reference_s
+    scaled = [t / machine for t in new.rounds]
+    allowed = max(FLOOR, SPREAD_FACTOR * max(relative_spread(old.rounds), relative_spread(scaled)))
+    old_median, new_median = statistics.median(old.rounds), statistics.median(new.rounds)
+    min_change = min(scaled) / min(old.rounds) - 1
+    p_value = float(mannwhitneyu(scaled, old.rounds, alternative="greater").pvalue)
+    regressed = (
+        new_median / machine > old_median * (1 + allowed)
+        and min_change > allowed / 2
+        and p_value < ALPHA
+    )
+    return Verdict(name, old_median, new_median, machine, allowed, min_change, p_value, regressed)
+
+
+def load_runs(path: Path) -> dict[str, Run]:
+    """Every benchmark of one saved run (none for runs saved without their rounds)."""
+    document = json.loads(path.read_text())
+    return {
+        b["fullname"]: Run(list(b["stats"]["data"]), (b.get("extra_info") or {}).get("reference_s"))
+        for b in document["benchmarks"]
+        if len(b["stats"].get("data") or []) >= 2
+    }
+
+
+def saved_runs(storage: Path) -> list[Path]:
+    """Saved runs, oldest first (pytest-benchmark numbers them within each machine's folder)."""
+    runs = storage.glob("*/[0-9][0-9][0-9][0-9]_*.json")
+    return sorted(runs, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def compare(old: dict[str, Run], new: dict[str, Run]) -> list[Verdict]:
+    return [judge(name, old[name], new[name]) for name in sorted(new) if name in old]
+
+
+def _duration(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def short_name(fullname: str) -> str:
+    return fullname.rpartition("::")[2].removeprefix("test_bench_")
+
+
+def summary(verdicts: Sequence[Verdict], baseline: str) -> Table:
+    """Fits a 100-column window: one row per benchmark."""
+    table = Table(title=f"compared with {baseline}", title_justify="left")
+    table.add_column("benchmark", overflow="fold")
+    table.add_column("before", justify="right")
+    table.add_column("now", justify="right")
+    table.add_column("machine", justify="right")
+    table.add_column("change", justify="right")
+    table.add_column("allowed", justify="right")
+    table.add_column("fastest", justify="right")
+    table.add_column("p", justify="right")
+    table.add_column("verdict")
+    for v in verdicts:
+        table.add_row(
+            escape(short_name(v.name)),
+            _duration(v.old_median),
+            _duration(v.new_median),
+            f"{v.machine:.2f}×",
+            f"{v.change:+.0%}",
+            f"+{v.allowed:.0%}",
+            f"{v.min_change:+.0%}",
+            f"{v.p_value:.2g}",
+            "[red]slower[/]" if v.regressed else "[green]ok[/]",
+        )
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.compare", description=__doc__)
+    parser.add_argument("storage", type=Path, help="pytest-benchmark's storage directory")
+    args = parser.parse_args(argv)
+    console = Console(width=100)
+    runs = [r for r in saved_runs(args.storage) if load_runs(r)]
+    if len(runs) < 2:
+        console.print(
+            "bench compare: no earlier run saved with its rounds; this one is the baseline"
+        )
+        return 2
+    baseline, latest = runs[-2], runs[-1]
+    verdicts = compare(load_runs(baseline), load_runs(latest))
+    console.print(summary(verdicts, baseline.name))
+    slower = [short_name(v.name) for v in verdicts if v.regressed]
+    if slower:
+        console.print(f"[red]bench compare: {len(slower)} slower[/]: {', '.join(slower)}")
+        return 1
+    console.print(f"bench compare: {len(verdicts)} benchmarks, none slower")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
