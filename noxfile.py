@@ -2,12 +2,11 @@
 # requires-python = ">=3.11"
 # dependencies = ["nox>=2025.2.9", "uv>=0.5"]
 # ///
-"""Every workflow of the kit is a nox session; `nox -l` lists them.
+"""Every workflow of the kit is a nox session; `python3 noxfile.py -l` lists them.
 
 On a machine with nothing but Python 3.11+, run this file directly (`python3 noxfile.py -s serve`):
-it installs nox and uv into `.nox/_bootstrap` once and hands over to nox. With nox installed,
-`nox -s serve` is the same thing.
-"""
+it installs nox and uv into `.nox/_bootstrap` once and hands over to nox (nox stays off the PATH;
+with nox installed yourself, `nox -s serve` is the same thing)."""
 
 from __future__ import annotations
 
@@ -136,8 +135,8 @@ def bench(session: nox.Session) -> None:
 def load(session: nox.Session) -> None:
     """The real stack under Locust for a bounded time, judged against the SLOs.
 
-    Starts and stops everything: `nox -s load -- --users 50 --duration 60s` (`-- --help` for
-    the rest)."""
+    Starts and stops everything: `python3 noxfile.py -s load -- --users 50 --duration 60s`
+    (`-- --help` for the rest)."""
     _install(session, "test", "load")
     session.run("python", "-m", "loadtests.run", *session.posargs)
 
@@ -183,7 +182,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """The docs site in strict mode (a broken link fails); `nox -s docs -- serve` serves it."""
+    """The docs site in strict mode (a broken link fails); `-- serve` serves it."""
     _install(session, "docs")
     env = {"NO_MKDOCS_2_WARNING": "1"}
     if session.posargs[:1] == ["serve"]:

@@ -14,8 +14,8 @@ from pathlib import Path
 POSTGRESQL = "postgresql"
 REDIS = "redis"
 SERVER_NAMES = {POSTGRESQL: "PostgreSQL", REDIS: "Redis"}
-# Where the docs site lives: mkdocs.yml's `site_url`, which `nox -s docs -- serve` serves;
-# KIT_DOCS_URL names a published copy (the same variable the site is built with).
+# Where the docs site lives: mkdocs.yml's `site_url`, which `python3 noxfile.py -s docs -- serve`
+# serves; KIT_DOCS_URL names a published copy (the same variable the site is built with).
 DEFAULT_DOCS_URL = "http://127.0.0.1:8001/"
 
 

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
 
     @property
     def is_embedded(self) -> bool:
-        """SQLite and fakeredis: the zero-setup mode of `nox -s serve`."""
+        """SQLite and fakeredis: the zero-setup mode of `python3 noxfile.py -s serve`."""
         return self.database_url.startswith("sqlite") and self.redis_url is None
 
     @property

@@ -1,5 +1,5 @@
-"""`nox -s bench -- --compare`: is this run slower than the last saved one? (guide: "Benchmark
-Testing"; docs/performance.md, "Regression gate").
+"""`python3 noxfile.py -s bench -- --compare`: is this run slower than the last saved one?
+(guide: "Benchmark Testing"; docs/performance.md, "Regression gate").
 
 pytest-benchmark's own `--benchmark-compare-fail=median:25%` applies one threshold to every
 benchmark and looks at one number: on a shared machine a benchmark whose rounds spread by ±40 %
@@ -14,10 +14,11 @@ gate judges each benchmark by its own spread, with three conditions that must al
    (scipy) at `ALPHA`, so that a handful of rounds cannot fail the gate by chance.
 
 Before the conditions are checked, the new times are divided by the machine's change of speed
-beside that benchmark: the conftest times a fixed piece of reference work just before and after
-every benchmark (`extra_info["reference_s"]`), and `machine` is its new/old ratio. Work that other
-engineers or builds start between two runs slows the reference as much as the benchmark; a change
-in the kit's code slows only the benchmark.
+between the two runs: the conftest times a fixed piece of reference work just before and after
+every benchmark (`extra_info["reference_s"]`), and `machine` is the median, over the run, of the
+reference's new/old ratio (one benchmark's reference is as noisy as the benchmark; the median of
+all of them is not). Work that others start on the machine between two runs slows the reference
+as much as the benchmarks; a change in the kit's code slows only the benchmarks it touches.
 
 Each run is saved with every round's time (`--benchmark-save-data`); the comparison reads the
 newest two files in the storage directory and prints one table, a row per benchmark, then exits
@@ -50,6 +51,7 @@ class Run:
 
     rounds: list[float]
     reference_s: float | None = None
+    reference: str | None = None  # which reference work was timed
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Verdict:
     name: str
     old_median: float
     new_median: float  # as measured
-    machine: float  # the reference work's new / old time (1.0 when either run lacks it)
+    machine: float  # how much slower the machine was in the new run (machine_factor)
     allowed: float  # the allowance, as a fraction of the old median
     min_change: float  # fastest round, new / machine / old - 1
     p_value: float
@@ -75,11 +77,9 @@ def relative_spread(rounds: Sequence[float]) -> float:
     return (q3 - q1) / statistics.median(rounds)
 
 
-def judge(name: str, old: Run, new: Run) -> Verdict:
-    """One benchmark's verdict from the saved run (`old`) and this one."""
-    machine = 1.0
-    if old.reference_s and new.reference_s:
-        machine = new.reference_s / old.reference_s
+def judge(name: str, old: Run, new: Run, machine: float = 1.0) -> Verdict:
+    """One benchmark's verdict from the saved run (`old`) and this one, on a machine `machine`
+    times slower now than then."""
     scaled = [t / machine for t in new.rounds]
     allowed = max(FLOOR, SPREAD_FACTOR * max(relative_spread(old.rounds), relative_spread(scaled)))
     old_median, new_median = statistics.median(old.rounds), statistics.median(new.rounds)
@@ -93,14 +93,31 @@ def judge(name: str, old: Run, new: Run) -> Verdict:
     return Verdict(name, old_median, new_median, machine, allowed, min_change, p_value, regressed)
 
 
+def machine_factor(old: dict[str, Run], new: dict[str, Run]) -> float:
+    """How much slower the machine was in the new run: the median of the reference's new/old
+    time over the benchmarks that timed the same reference in both runs (1.0 without any)."""
+    ratios = [
+        new[name].reference_s / old[name].reference_s  # type: ignore[operator]
+        for name in new
+        if name in old
+        and new[name].reference_s
+        and old[name].reference_s
+        and new[name].reference == old[name].reference
+    ]
+    return statistics.median(ratios) if ratios else 1.0
+
+
 def load_runs(path: Path) -> dict[str, Run]:
     """Every benchmark of one saved run (none for runs saved without their rounds)."""
     document = json.loads(path.read_text())
-    return {
-        b["fullname"]: Run(list(b["stats"]["data"]), (b.get("extra_info") or {}).get("reference_s"))
-        for b in document["benchmarks"]
-        if len(b["stats"].get("data") or []) >= 2
-    }
+    runs = {}
+    for b in document["benchmarks"]:
+        if len(b["stats"].get("data") or []) >= 2:
+            info = b.get("extra_info") or {}
+            runs[b["fullname"]] = Run(
+                b["stats"]["data"], info.get("reference_s"), info.get("reference")
+            )
+    return runs
 
 
 def saved_runs(storage: Path) -> list[Path]:
@@ -110,7 +127,8 @@ def saved_runs(storage: Path) -> list[Path]:
 
 
 def compare(old: dict[str, Run], new: dict[str, Run]) -> list[Verdict]:
-    return [judge(name, old[name], new[name]) for name in sorted(new) if name in old]
+    machine = machine_factor(old, new)
+    return [judge(name, old[name], new[name], machine) for name in sorted(new) if name in old]
 
 
 def _duration(seconds: float) -> str:
@@ -126,11 +144,12 @@ def short_name(fullname: str) -> str:
 
 def summary(verdicts: Sequence[Verdict], baseline: str) -> Table:
     """Fits a 100-column window: one row per benchmark."""
-    table = Table(title=f"compared with {baseline}", title_justify="left")
+    machine = verdicts[0].machine if verdicts else 1.0
+    title = f"compared with {baseline}; machine {machine:.2f}× as slow as then (taken out)"
+    table = Table(title=title, title_justify="left")
     table.add_column("benchmark", overflow="fold")
     table.add_column("before", justify="right")
     table.add_column("now", justify="right")
-    table.add_column("machine", justify="right")
     table.add_column("change", justify="right")
     table.add_column("allowed", justify="right")
     table.add_column("fastest", justify="right")
@@ -141,7 +160,6 @@ def summary(verdicts: Sequence[Verdict], baseline: str) -> Table:
             escape(short_name(v.name)),
             _duration(v.old_median),
             _duration(v.new_median),
-            f"{v.machine:.2f}×",
             f"{v.change:+.0%}",
             f"+{v.allowed:.0%}",
             f"{v.min_change:+.0%}",
