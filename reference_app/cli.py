@@ -102,6 +102,14 @@ def _seed_demo(settings: Settings) -> None:
     _on_database(settings, run)
 
 
+def _order_line_key() -> str:
+    """The name an order line's item id goes by on the wire, as the API's schema says."""
+    from reference_app.schemas.order import OrderLineIn
+
+    properties = OrderLineIn.model_json_schema(mode="validation").get("properties", {})
+    return "item_id" if "item_id" in properties else "id"
+
+
 def startup_lines(settings: Settings, base_url: str, *, demo: bool) -> list[str]:
     """What a person starting the server needs: where it runs, on what, the docs page, and on
     the embedded default the demo logins, a three-step walk-through and when orders complete."""
@@ -125,7 +133,7 @@ def startup_lines(settings: Settings, base_url: str, *, demo: bool) -> list[str]
             f"print(json.load(sys.stdin)['access_token'])\")",
             f"  2. read:    curl -s '{api}/items?limit=3'",
             f'  3. order:   curl -s -H "Authorization: Bearer $TOKEN" -H "Content-Type: '
-            f'application/json" -d \'{{"items": [{{"id": 1, "quantity": 1}}]}}\' '
+            f'application/json" -d \'{{"items": [{{"{_order_line_key()}": 1, "quantity": 1}}]}}\' '
             f"{api}/orders",
         ]
     delay = settings.order_processing_delay_s
