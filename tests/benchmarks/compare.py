@@ -6,8 +6,10 @@ benchmark and looks at one number: on a shared machine a benchmark whose rounds 
 "regresses" by 25 % between two runs of the same code, and the failure ends in a traceback. This
 gate judges each benchmark by its own spread, with three conditions that must all hold:
 
-1. its median is slower by more than its allowance: `max(FLOOR, SPREAD_FACTOR × spread)`, where
-   spread is the larger relative interquartile range (IQR / median) of the two runs;
+1. its median is slower by more than its allowance, the largest of `FLOOR`, `SPREAD_FACTOR` times
+   the larger relative interquartile range (IQR / median) of the two runs, and the spread of its
+   median over the last `HISTORY` saved runs ((max - min) / median, from 3 runs on): a benchmark
+   whose median moved by 60 % between runs of the same code is allowed 60 %;
 2. its fastest round is slower by more than half that allowance: interference from other work
    on the machine adds time to some rounds, a real regression slows every round, the fastest too;
 3. the rounds of the new run are slower than the old ones by a one-sided Mann-Whitney U test
@@ -43,6 +45,7 @@ from scipy.stats import mannwhitneyu
 FLOOR = 0.30
 SPREAD_FACTOR = 2.0
 ALPHA = 0.01
+HISTORY = 5
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,21 @@ def relative_spread(rounds: Sequence[float]) -> float:
     return (q3 - q1) / statistics.median(rounds)
 
 
-def judge(name: str, old: Run, new: Run, machine: float = 1.0) -> Verdict:
+def history_spread(medians: Sequence[float]) -> float:
+    """(max - min) / median of a benchmark's medians in earlier runs; 0 with fewer than 3."""
+    if len(medians) < 3:
+        return 0.0
+    return (max(medians) - min(medians)) / statistics.median(medians)
+
+
+def judge(
+    name: str, old: Run, new: Run, machine: float = 1.0, history: Sequence[float] = ()
+) -> Verdict:
     """One benchmark's verdict from the saved run (`old`) and this one, on a machine `machine`
-    times slower now than then."""
+    times slower now than then; `history` holds its medians in the runs saved before."""
     scaled = [t / machine for t in new.rounds]
-    allowed = max(FLOOR, SPREAD_FACTOR * max(relative_spread(old.rounds), relative_spread(scaled)))
+    within = max(relative_spread(old.rounds), relative_spread(scaled))
+    allowed = max(FLOOR, SPREAD_FACTOR * within, history_spread(history))
     old_median, new_median = statistics.median(old.rounds), statistics.median(new.rounds)
     min_change = min(scaled) / min(old.rounds) - 1
     p_value = float(mannwhitneyu(scaled, old.rounds, alternative="greater").pvalue)
@@ -126,9 +139,23 @@ def saved_runs(storage: Path) -> list[Path]:
     return sorted(runs, key=lambda p: (p.stat().st_mtime, p.name))
 
 
-def compare(old: dict[str, Run], new: dict[str, Run]) -> list[Verdict]:
+def compare(
+    old: dict[str, Run], new: dict[str, Run], earlier: Sequence[dict[str, Run]] = ()
+) -> list[Verdict]:
+    """Verdicts for the benchmarks in both runs; `earlier` are the saved runs up to and
+    including `old`, whose medians measure each benchmark's spread between runs."""
     machine = machine_factor(old, new)
-    return [judge(name, old[name], new[name], machine) for name in sorted(new) if name in old]
+    return [
+        judge(
+            name,
+            old[name],
+            new[name],
+            machine,
+            [statistics.median(run[name].rounds) for run in earlier if name in run],
+        )
+        for name in sorted(new)
+        if name in old
+    ]
 
 
 def _duration(seconds: float) -> str:
@@ -181,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     baseline, latest = runs[-2], runs[-1]
-    verdicts = compare(load_runs(baseline), load_runs(latest))
+    earlier = [load_runs(run) for run in runs[-HISTORY - 1 : -1]]
+    verdicts = compare(earlier[-1], load_runs(latest), earlier)
     console.print(summary(verdicts, baseline.name))
     slower = [short_name(v.name) for v in verdicts if v.regressed]
     if slower:
