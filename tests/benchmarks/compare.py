@@ -55,6 +55,8 @@ class Run:
     rounds: list[float]
     reference_s: float | None = None
     reference: str | None = None  # which reference work was timed
+    load1: float | None = None  # the machine's 1-minute load average then
+    cpus: int | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,11 @@ def load_runs(path: Path) -> dict[str, Run]:
         if len(b["stats"].get("data") or []) >= 2:
             info = b.get("extra_info") or {}
             runs[b["fullname"]] = Run(
-                b["stats"]["data"], info.get("reference_s"), info.get("reference")
+                b["stats"]["data"],
+                info.get("reference_s"),
+                info.get("reference"),
+                info.get("load1"),
+                info.get("cpus"),
             )
     return runs
 
@@ -156,6 +162,12 @@ def compare(
         for name in sorted(new)
         if name in old
     ]
+
+
+def busiest(runs: dict[str, Run]) -> tuple[float, int] | None:
+    """The highest load average recorded in a run, with the machine's CPU count."""
+    loads = [(r.load1, r.cpus or 1) for r in runs.values() if r.load1 is not None]
+    return max(loads) if loads else None
 
 
 def _duration(seconds: float) -> str:
@@ -211,6 +223,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     earlier = [load_runs(run) for run in runs[-HISTORY - 1 : -1]]
     verdicts = compare(earlier[-1], load_runs(latest), earlier)
     console.print(summary(verdicts, baseline.name))
+    for when, runs_of in (("the saved", earlier[-1]), ("this", load_runs(latest))):
+        load = busiest(runs_of)
+        if load and load[0] > load[1]:
+            console.print(
+                f"[yellow]the machine was busy during {when} run (load average up to "
+                f"{load[0]:.1f} on {load[1]} cores): a verdict of slower may be the machine's; "
+                "compare two runs on a quiet machine[/]"
+            )
     slower = [short_name(v.name) for v in verdicts if v.regressed]
     if slower:
         console.print(f"[red]bench compare: {len(slower)} slower[/]: {', '.join(slower)}")

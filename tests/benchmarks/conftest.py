@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import os
 import statistics
 import threading
 import time
@@ -80,6 +81,9 @@ def machine_speed(benchmark: BenchmarkFixture) -> Iterator[None]:
     yield
     benchmark.extra_info["reference_s"] = statistics.median([*before, *time_reference()])
     benchmark.extra_info["reference"] = REFERENCE_NAME
+    # How busy the machine was: the comparison warns when it was busier than it has cores.
+    benchmark.extra_info["load1"] = os.getloadavg()[0]
+    benchmark.extra_info["cpus"] = os.cpu_count() or 1
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

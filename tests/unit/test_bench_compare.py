@@ -110,14 +110,14 @@ def test_a_benchmark_whose_median_moves_between_runs_is_allowed_that_much() -> N
     assert compare(old, {"b": Run(rounds(3.0, 0.02, seed=9))}, earlier)[0].regressed
 
 
-def save(storage: Path, number: int, data: dict[str, list[float]]) -> None:
+def save(storage: Path, number: int, data: dict[str, list[float]], load1: float = 0.5) -> None:
     folder = storage / "Linux-CPython-3.11-64bit"
     folder.mkdir(parents=True, exist_ok=True)
     benchmarks = [
         {
             "fullname": f"tests/benchmarks/test_x.py::{name}",
             "stats": {"data": times},
-            "extra_info": {"reference_s": 1e-3},
+            "extra_info": {"reference_s": 1e-3, "reference": "r", "load1": load1, "cpus": 2},
         }
         for name, times in data.items()
     ]
@@ -147,3 +147,14 @@ def test_the_command_prints_one_summary_and_fails_on_the_slower_benchmark(
     assert "a[x]" in out  # parameters shown, not taken for markup
     assert "Traceback" not in out
     assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_a_busy_machine_is_named_in_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save(tmp_path, 1, {"test_bench_a": rounds(1e-3, 0.1, seed=1)})
+    save(tmp_path, 2, {"test_bench_a": rounds(1e-3, 0.1, seed=2)}, load1=7.5)
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "busy during this run (load average up to 7.5 on 2 cores)" in out
+    assert "the saved run" not in out
