@@ -15,8 +15,8 @@ gate judges each benchmark by its own spread, with three conditions that must al
 3. the rounds of the new run are slower than the old ones by a one-sided Mann-Whitney U test
    (scipy) at `ALPHA`, so that a handful of rounds cannot fail the gate by chance.
 
-Before the conditions are checked, the new times are divided by the machine's change of speed
-between the two runs: the conftest times a fixed piece of reference work just before and after
+Before the conditions are checked, the new times are divided by how much slower the machine was
+in the new run (never multiplied when it was faster): the conftest times a fixed piece of reference work just before and after
 every benchmark (`extra_info["reference_s"]`), and `machine` is the median, over the run, of the
 reference's new/old ratio (one benchmark's reference is as noisy as the benchmark; the median of
 all of them is not). Work that others start on the machine between two runs slows the reference
@@ -110,7 +110,8 @@ def judge(
 
 def machine_factor(old: dict[str, Run], new: dict[str, Run]) -> float:
     """How much slower the machine was in the new run: the median of the reference's new/old
-    time over the benchmarks that timed the same reference in both runs (1.0 without any)."""
+    time over the benchmarks that timed the same reference in both runs; 1.0 without any, and
+    when the machine was as fast or faster."""
     ratios = [
         new[name].reference_s / old[name].reference_s  # type: ignore[operator]
         for name in new
@@ -119,7 +120,9 @@ def machine_factor(old: dict[str, Run], new: dict[str, Run]) -> float:
         and old[name].reference_s
         and new[name].reference == old[name].reference
     ]
-    return statistics.median(ratios) if ratios else 1.0
+    # Only a slower machine is taken out: benchmarks that the reference's speed-up does not
+    # reach (a short single-threaded one) would otherwise look slower on a quieter machine.
+    return max(1.0, statistics.median(ratios)) if ratios else 1.0
 
 
 def load_runs(path: Path) -> dict[str, Run]:
