@@ -339,7 +339,8 @@ def route_stdout_to_log(logger_name: str = "stdout") -> LinesToLog:
     warnings too: afterwards every line it writes is a log line. For a server or worker process
     started from the command line in production, not for a library or a test process."""
     stream = LinesToLog(logger_name)
-    sys.stdout = sys.__stdout__ = stream  # type: ignore[misc]
+    sys.stdout = stream
+    sys.__stdout__ = stream  # type: ignore[assignment,misc]
     logging.captureWarnings(True)
     return stream
 

@@ -16,11 +16,13 @@ gate judges each benchmark by its own spread, with three conditions that must al
    (scipy) at `ALPHA`, so that a handful of rounds cannot fail the gate by chance.
 
 Before the conditions are checked, the new times are divided by how much slower the machine was
-in the new run (never multiplied when it was faster): the conftest times a fixed piece of reference work just before and after
-every benchmark (`extra_info["reference_s"]`), and `machine` is the median, over the run, of the
-reference's new/old ratio (one benchmark's reference is as noisy as the benchmark; the median of
-all of them is not). Work that others start on the machine between two runs slows the reference
-as much as the benchmarks; a change in the kit's code slows only the benchmarks it touches.
+in the new run (never multiplied when it was faster): the conftest times a fixed piece of
+reference work just before and after every benchmark (`extra_info["reference_s"]`), and
+`machine` is the median, over the run, of the reference's new/old ratio (one benchmark's
+reference is as noisy as the benchmark; the median of all of them is not). Work that others
+start on the machine between two runs slows the reference as much as the benchmarks; a change in
+the kit's code slows only the benchmarks it touches. The load average is saved too, and the
+summary says when either run had the machine busier than it has cores.
 
 Each run is saved with every round's time (`--benchmark-save-data`); the comparison reads the
 newest two files in the storage directory and prints one table, a row per benchmark, then exits

@@ -4,10 +4,11 @@ and right code show the changed lines marked, and the CLI prints an address of t
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import re
-import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -15,8 +16,23 @@ from pitfalls._evidence import DEFAULT_DOCS_URL, Pitfall
 from pitfalls._runner import Registered, discover
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "docs_hooks"))
-from pitfall_diff import changed_lines, mark_differences  # noqa: E402
+
+
+def _load_hook() -> ModuleType:
+    """docs_hooks/pitfall_diff.py, the mkdocs hook (not a package: mkdocs loads it by path)."""
+    spec = importlib.util.spec_from_file_location(
+        "pitfall_diff", ROOT / "docs_hooks" / "pitfall_diff.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+hook = _load_hook()
+changed_lines = hook.changed_lines
+mark_differences = hook.mark_differences
 
 PITFALLS = [pytest.param(r, id=r.pitfall.id) for r in discover()]
 MKDOCS = (ROOT / "mkdocs.yml").read_text()
