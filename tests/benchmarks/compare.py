@@ -10,7 +10,7 @@ gate judges each benchmark by its own spread, with three conditions that must al
    the larger relative interquartile range (IQR / median) of the two runs, and the spread of its
    median over the last `HISTORY` saved runs ((max - min) / median, from 3 runs on): a benchmark
    whose median moved by 60 % between runs of the same code is allowed 60 %;
-2. its fastest round is slower by more than half that allowance: interference from other work
+2. its fastest round is slower by more than the allowance too: interference from other work
    on the machine adds time to some rounds, a real regression slows every round, the fastest too;
 3. the rounds of the new run are slower than the old ones by a one-sided Mann-Whitney U test
    (scipy) at `ALPHA`, so that a handful of rounds cannot fail the gate by chance.
@@ -104,7 +104,7 @@ def judge(
     p_value = float(mannwhitneyu(scaled, old.rounds, alternative="greater").pvalue)
     regressed = (
         new_median / machine > old_median * (1 + allowed)
-        and min_change > allowed / 2
+        and min_change > allowed
         and p_value < ALPHA
     )
     return Verdict(name, old_median, new_median, machine, allowed, min_change, p_value, regressed)
