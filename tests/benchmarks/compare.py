@@ -8,8 +8,9 @@ gate judges each benchmark by its own spread, with three conditions that must al
 
 1. its median is slower by more than its allowance, the largest of `FLOOR`, `SPREAD_FACTOR` times
    the larger relative interquartile range (IQR / median) of the two runs, and the spread of its
-   median over the last `HISTORY` saved runs ((max - min) / median, from 3 runs on): a benchmark
-   whose median moved by 60 % between runs of the same code is allowed 60 %;
+   median over the last `HISTORY` saved runs (three median absolute deviations, relative, from 3
+   runs on): a benchmark whose median strays by 60 % between runs of the same code is allowed
+   60 %;
 2. its fastest round is slower by more than the allowance too: interference from other work
    on the machine adds time to some rounds, a real regression slows every round, the fastest too;
 3. the rounds of the new run are slower than the old ones by a one-sided Mann-Whitney U test
@@ -85,10 +86,13 @@ def relative_spread(rounds: Sequence[float]) -> float:
 
 
 def history_spread(medians: Sequence[float]) -> float:
-    """(max - min) / median of a benchmark's medians in earlier runs; 0 with fewer than 3."""
+    """How far a benchmark's median strays between runs: three median absolute deviations of
+    its medians in earlier runs, relative to their median (about two standard deviations, and
+    not widened by one odd run, such as a regression that was saved); 0 with fewer than 3."""
     if len(medians) < 3:
         return 0.0
-    return (max(medians) - min(medians)) / statistics.median(medians)
+    middle = statistics.median(medians)
+    return 3 * statistics.median(abs(m - middle) for m in medians) / middle
 
 
 def judge(

@@ -112,6 +112,16 @@ def test_a_benchmark_whose_median_moves_between_runs_is_allowed_that_much() -> N
     assert compare(old, {"b": Run(rounds(3.0, 0.02, seed=9))}, earlier)[0].regressed
 
 
+def test_one_odd_run_in_the_history_does_not_widen_the_allowance() -> None:
+    # Four steady runs and one saved while the benchmark was twice as slow.
+    earlier = [
+        {"b": Run(rounds(m, 0.02, seed=i))} for i, m in enumerate([1.0, 1.02, 2.0, 0.98, 1.0])
+    ]
+    verdict = compare(earlier[-1], {"b": Run(rounds(1.5, 0.02, seed=9))}, earlier)[0]
+    assert verdict.allowed == FLOOR
+    assert verdict.regressed
+
+
 def save(storage: Path, number: int, data: dict[str, list[float]], load1: float = 0.5) -> None:
     folder = storage / "Linux-CPython-3.11-64bit"
     folder.mkdir(parents=True, exist_ok=True)
