@@ -2,16 +2,16 @@
 # requires-python = ">=3.11"
 # dependencies = ["nox>=2025.2.9", "uv>=0.5"]
 # ///
-"""Every workflow of the kit is a nox session; `nox -l` lists them.
+"""Every workflow of the kit is a nox session; `python3 noxfile.py -l` lists them.
 
 On a machine with nothing but Python 3.11+, run this file directly (`python3 noxfile.py -s serve`):
-it installs nox and uv into `.nox/_bootstrap` once and hands over to nox. With nox installed,
-`nox -s serve` is the same thing.
-"""
+it installs nox and uv into `.nox/_bootstrap` once and hands over to nox (nox stays off the PATH;
+with nox installed yourself, `nox -s serve` is the same thing)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,8 +65,11 @@ def _pytest(session: nox.Session, *default_args: str) -> None:
 
 @nox.session
 def serve(session: nox.Session) -> None:
-    """Run the API; with no settings on the embedded SQLite + fakeredis (prints the docs URL)."""
-    _install(session)
+    """Run the API; with no settings on the embedded SQLite + fakeredis (prints the docs URL).
+
+    The environment has the `pitfalls` group too, so `python -m pitfalls run PF001` in it draws
+    its chart."""
+    _install(session, "pitfalls")
     session.run("python", "-m", "reference_app", "serve", *session.posargs)
 
 
@@ -111,20 +114,13 @@ def integration(session: nox.Session) -> None:
     _pytest(session, "tests/integration")
 
 
-# `nox -s bench -- --compare` fails when a benchmark's median is more than this much slower
-# than in the last saved run. The median, because other work on a shared 2-core machine shows
-# up as outliers that move the mean; 25 %, because run-to-run jitter of the medians here stays
-# within about ±10 % while the regressions worth stopping for (a lost index, an N+1, a
-# serialisation detour) cost 2× or more. See docs/performance.md.
-BENCH_REGRESSION = "median:25%"
-
-
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks on real PostgreSQL and Redis; `-- --compare` fails on a regression.
 
-    Runs are saved in .benchmarks/; `--compare` compares with the last saved run and fails past
-    the regression threshold (BENCH_REGRESSION)."""
+    Every run is saved in .benchmarks/ with its rounds' times. `--compare` then judges this run
+    against the last saved one, each benchmark by its own spread (tests/benchmarks/compare.py):
+    one summary table, exit status 1 when a benchmark is slower."""
     _install(session, "test")
     # Figures from a busy machine make a poor baseline and a false regression: say how busy.
     load1 = os.getloadavg()[0]
@@ -134,30 +130,36 @@ def bench(session: nox.Session) -> None:
     args = list(session.posargs)
     compare = "--compare" in args
     args = [a for a in args if a != "--compare"]
+    storage = ROOT / ".benchmarks"
     command = [
-        "python", "-m", "pytest", "tests/benchmarks", "--benchmark-only",
-        "--benchmark-autosave", f"--benchmark-storage=file://{ROOT / '.benchmarks'}",
-        "--benchmark-columns=min,median,mean,stddev,ops,rounds", "-p", "no:cacheprovider",
+        "python", "-m", "pytest", "tests/benchmarks", "--benchmark-only", "-p", "no:cacheprovider",
+        "--benchmark-autosave", "--benchmark-save-data", f"--benchmark-storage=file://{storage}",
+        # Enough rounds for the comparison's statistics, after a warm-up.
+        "--benchmark-min-rounds=15", "--benchmark-warmup=on",
+        "--benchmark-warmup-iterations=1000",
+        # A table that fits a normal window.
+        "--benchmark-columns=median,iqr,rounds", "--benchmark-name=short",
     ]  # fmt: skip
-    if compare:
-        command += ["--benchmark-compare", f"--benchmark-compare-fail={BENCH_REGRESSION}"]
     session.run(*command, *args)
+    if compare:
+        session.run("python", "-m", "tests.benchmarks.compare", str(storage))
 
 
 @nox.session
 def load(session: nox.Session) -> None:
     """The real stack under Locust for a bounded time, judged against the SLOs.
 
-    Starts and stops everything: `nox -s load -- --users 50 --duration 60s` (`-- --help` for
-    the rest: `--host URL` for a deployment it did not start, `--master`/`--worker`, `--profile`,
-    `--prometheus`, `--compare RESULTS_DIR`; docs/performance-engineering.md)."""
+    Starts and stops everything: `python3 noxfile.py -s load -- --users 50 --duration 60s`
+    (`-- --help` for the rest: `--host URL` for a deployment it did not start,
+    `--master`/`--worker`, `--profile`, `--prometheus`, `--compare RESULTS_DIR`;
+    docs/performance-engineering.md)."""
     _install(session, "test", "load")
     session.run("python", "-m", "loadtests.run", *session.posargs)
 
 
 @nox.session(name="load-compare")
 def load_compare(session: nox.Session) -> None:
-    """Two load runs side by side: `nox -s load-compare -- BASELINE_DIR RUN_DIR`.
+    """Two load runs side by side: `python3 noxfile.py -s load-compare -- BASELINE RUN`.
 
     Throughput and p50/p95/p99 per SLO group with their ratios, a PNG of both runs' percentiles
     over time; exit code 1 past the threshold (`--threshold 1.25`)."""
@@ -165,18 +167,27 @@ def load_compare(session: nox.Session) -> None:
     session.run("python", "-m", "loadtests.compare", *session.posargs)
 
 
+_PITFALL_ID = re.compile(r"(?i)pf\d+|all")
+
+
 @nox.session
 def pitfalls(session: nox.Session) -> None:
     """Every pitfall's wrong and right version side by side, with measured evidence.
 
-    On real PostgreSQL and Redis (`-- PF001 PF008` for some). The servers: KIT_DATABASE_URL and
+    On real PostgreSQL and Redis (`-- PF001 PF008` for some; `-- list`, or any other command of
+    `python -m pitfalls`, runs that command). The servers: KIT_DATABASE_URL and
     KIT_REDIS_URL when both are set (a scratch schema and a key prefix are used, then removed);
     otherwise the test harness's (KIT_TEST_* URLs, testcontainers, or local binaries started for
     the run). Tables and the PF001 chart go to results/pitfalls/."""
     _install(session, "test")  # the harness's server starters live in patterns.testing
+    args = list(session.posargs) or ["all"]
+    if _PITFALL_ID.fullmatch(args[0]):  # `-- PF001 PF008`: run those
+        args = ["run", *args]
+    # `-- list`, `-- --help` and the CLI's other commands go through as they are.
     configured = os.environ.get("KIT_DATABASE_URL") and os.environ.get("KIT_REDIS_URL")
-    servers = [] if configured else ["--servers", "harness"]
-    session.run("python", "-m", "pitfalls", "run", *(session.posargs or ["all"]), *servers)
+    if args[0] == "run" and not configured and "--servers" not in args:
+        args += ["--servers", "harness"]
+    session.run("python", "-m", "pitfalls", *args)
 
 
 @nox.session
@@ -208,7 +219,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """The docs site in strict mode (a broken link fails); `nox -s docs -- serve` serves it."""
+    """The docs site in strict mode (a broken link fails); `-- serve` serves it."""
     _install(session, "docs")
     env = {"NO_MKDOCS_2_WARNING": "1"}
     if session.posargs[:1] == ["serve"]:

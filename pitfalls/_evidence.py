@@ -4,6 +4,7 @@ share (guide: "Common Pitfalls and Solutions")."""
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,6 +14,13 @@ from pathlib import Path
 POSTGRESQL = "postgresql"
 REDIS = "redis"
 SERVER_NAMES = {POSTGRESQL: "PostgreSQL", REDIS: "Redis"}
+# Where the docs site lives: mkdocs.yml's `site_url`, which `python3 noxfile.py -s docs -- serve`
+# serves; KIT_DOCS_URL names a published copy (the same variable the site is built with).
+DEFAULT_DOCS_URL = "http://127.0.0.1:8001/"
+
+
+def docs_url() -> str:
+    return os.environ.get("KIT_DOCS_URL") or DEFAULT_DOCS_URL
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,11 @@ class Pitfall:
     @property
     def page(self) -> str:
         return f"docs/pitfalls/{self.id}.md"
+
+    @property
+    def url(self) -> str:
+        """The page's address on the docs site, to paste into a review."""
+        return f"{docs_url().rstrip('/')}/pitfalls/{self.id}/"
 
 
 @dataclass

@@ -308,6 +308,7 @@ async def run_selected(
                 await backends.release()
             console.print()
             console.print(evidence_table(pitfall, evidence))
+            console.print(f"  page: {pitfall.url}")
             for note in evidence.notes:
                 console.print(f"  [dim]{note}[/]")
             md = _write(
@@ -338,10 +339,13 @@ def summary_table(outcomes: Sequence[Outcome]) -> Table:
 
 def list_table(entries: Sequence[Registered]) -> Table:
     table = Table(title="Pitfalls", title_justify="left")
-    for column in ("ID", "title", "summary", "needs", "page"):
+    for column in ("ID", "title", "summary", "needs"):
         table.add_column(column)
+    # Whole addresses, never cut: they are pasted into reviews.
+    longest = max((len(e.pitfall.url) for e in entries), default=4)
+    table.add_column("page", no_wrap=True, min_width=longest)
     for e in entries:
         p = e.pitfall
         needs = ", ".join(SERVER_NAMES[n] for n in sorted(p.needs)) or "-"
-        table.add_row(p.id, p.title, p.summary, needs, p.page)
+        table.add_row(p.id, p.title, p.summary, needs, p.url)
     return table

@@ -1,4 +1,7 @@
-"""`python -m reference_app <command>`: the app's CLI (DESIGN "Settings and commands")."""
+"""`python -m reference_app <command>`: the app's CLI (docs/quick-start.md, "Next commands").
+
+Every command reads the same `KIT_*` settings as the app (reference_app/core/config.py).
+"""
 
 from __future__ import annotations
 
@@ -21,12 +24,21 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _upgrade(settings: Settings) -> None:
-    """Alembic upgrade head on the configured database (creating the SQLite folder first)."""
+    """Alembic upgrade head on the configured database (creating the SQLite folder first),
+    quietly: before `serve` and `seed` the steps are detail (`migrate` lists them)."""
+    import logging
+
     from reference_app.core import migrations
     from reference_app.main import _ensure_sqlite_dir
 
     _ensure_sqlite_dir(settings.database_url)
-    migrations.upgrade()
+    steps = logging.getLogger("alembic.runtime.migration")
+    level = steps.level
+    steps.setLevel(max(level, logging.WARNING))
+    try:
+        migrations.upgrade()
+    finally:
+        steps.setLevel(level)
 
 
 def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
@@ -55,6 +67,112 @@ def _serve(args: argparse.Namespace) -> int:
             shutil.rmtree(made, ignore_errors=True)
 
 
+# The embedded default processes an order this many seconds after it is placed, unless
+# KIT_ORDER_PROCESSING_DELAY_S says otherwise: long enough to see it `pending`, short enough
+# that a newcomer sees it `processed` without waiting the production default (300 s).
+EMBEDDED_ORDER_DELAY_S = 5
+# Demo data seeded by the embedded `serve` (idempotent): enough to browse and order.
+EMBEDDED_DEMO_USERS = 5
+EMBEDDED_DEMO_ITEMS = 200
+
+
+def _embedded_settings(settings: Settings) -> Settings:
+    """The embedded default's own defaults, applied through the environment so that every
+    uvicorn worker reads them: orders processed promptly unless the delay is set."""
+    import os
+
+    if "order_processing_delay_s" in settings.model_fields_set:
+        return settings
+    os.environ["KIT_ORDER_PROCESSING_DELAY_S"] = str(EMBEDDED_ORDER_DELAY_S)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _seed_demo(settings: Settings) -> None:
+    from reference_app.seed import seed
+
+    async def run(database: Database) -> dict[str, int]:
+        return await seed(
+            database.sessionmaker,
+            users=EMBEDDED_DEMO_USERS,
+            items=EMBEDDED_DEMO_ITEMS,
+            progress=False,
+        )
+
+    _on_database(settings, run)
+
+
+def _order_line_key() -> str:
+    """The name an order line's item id goes by on the wire, as the API's schema says."""
+    from reference_app.schemas.order import OrderLineIn
+
+    properties = OrderLineIn.model_json_schema(mode="validation").get("properties", {})
+    return "item_id" if "item_id" in properties else "id"
+
+
+def startup_lines(settings: Settings, base_url: str, *, demo: bool) -> list[str]:
+    """What a person starting the server needs: where it runs, on what, the docs page, and on
+    the embedded default the demo logins, a three-step walk-through and when orders complete."""
+    from reference_app.seed import DEMO_PASSWORD, GUIDE_USER
+
+    mode = (
+        "embedded default: SQLite + in-process fakeredis"
+        if settings.is_embedded
+        else "configured database and Redis"
+    )
+    lines = [f"Core Concepts Kit on {mode}", f"OpenAPI page: {base_url}/docs"]
+    api = f"{base_url}{settings.api_v1_prefix}"
+    if demo:
+        email, password = GUIDE_USER
+        lines += [
+            f"Demo logins: {email} / {password} (user), admin@example.com / {DEMO_PASSWORD} "
+            f"(admin); {EMBEDDED_DEMO_ITEMS} stocked items. Register your own: POST "
+            f"{settings.api_v1_prefix}/auth/register",
+            f"  1. log in:  export TOKEN=$(curl -s -d username={email} -d password={password} "
+            f'{api}/auth/login | python3 -c "import json,sys; '
+            f"print(json.load(sys.stdin)['access_token'])\")",
+            f"  2. read:    curl -s '{api}/items?limit=3'",
+            f'  3. order:   curl -s -H "Authorization: Bearer $TOKEN" -H "Content-Type: '
+            f'application/json" -d \'{{"items": [{{"{_order_line_key()}": 1, "quantity": 1}}]}}\' '
+            f"{api}/orders",
+        ]
+    delay = settings.order_processing_delay_s
+    where = "by a worker thread in this process" if settings.is_embedded else "by the workers"
+    lines.append(
+        f"Orders are processed {delay} s after they are placed, {where} (pending, then "
+        f"processed: GET {settings.api_v1_prefix}/orders/<id>); KIT_ORDER_PROCESSING_DELAY_S "
+        "sets the delay"
+    )
+    return lines
+
+
+def _log_lines_only(settings: Settings) -> bool:
+    """With JSON logs (production), make this process write nothing but log lines: what
+    libraries print and Python warnings go through logging too. Returns whether it does."""
+    from patterns.observability.logging import route_stdout_to_log
+    from reference_app.core.logging import wants_json
+
+    if not wants_json(settings):
+        return False
+    route_stdout_to_log()
+    return True
+
+
+def _announce(settings: Settings, lines: Sequence[str]) -> None:
+    """Start-up lines: plain text for a person; with JSON logs (production), one JSON log line
+    each, so that everything the server writes parses as JSON."""
+    from reference_app.core.logging import wants_json
+
+    if not wants_json(settings):
+        print("\n".join(lines), flush=True)
+        return
+    import structlog
+
+    log = structlog.stdlib.get_logger("reference_app.serve")
+    for line in lines:
+        log.info(line)
+
+
 def _run_server(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -62,17 +180,17 @@ def _run_server(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     setup_logging(settings)
+    _log_lines_only(settings)
+    if settings.is_embedded:
+        settings = _embedded_settings(settings)
     if settings.is_embedded or args.migrate:
         _upgrade(settings)
-    mode = (
-        "embedded default: SQLite + in-process fakeredis"
-        if settings.is_embedded
-        else "configured database and Redis"
-    )
+    demo = settings.is_embedded and args.demo and settings.env != "prod"
+    if demo:
+        _seed_demo(settings)
     wildcard = {"0.0.0.0", "::"}  # noqa: S104 (only to print a clickable URL)
     shown_host = "127.0.0.1" if args.host in wildcard else args.host
-    print(f"Core Concepts Kit on {mode}", flush=True)
-    print(f"OpenAPI page: http://{shown_host}:{args.port}/docs", flush=True)
+    _announce(settings, startup_lines(settings, f"http://{shown_host}:{args.port}", demo=demo))
     uvicorn.run(
         "reference_app.main:create_app",
         factory=True,
@@ -208,11 +326,13 @@ def _worker(args: argparse.Namespace) -> int:
         )
         return 2
     extra = args.celery_args[1:] if args.celery_args[:1] == ["--"] else args.celery_args
+    from reference_app.core.logging import setup_logging
+
+    setup_logging(settings)
+    # With JSON logs, no banner (`celery --quiet`) and nothing printed outside the log.
+    options = ["--quiet"] if _log_lines_only(settings) else []
     if args.restart:
         # The worker runs as a child, started again when it dies (see worker/supervisor.py).
-        from reference_app.core.logging import setup_logging
-
-        setup_logging(settings)
         child = [sys.executable, "-m", "reference_app", "worker", "--no-restart"]
         child += [f"--pool={args.pool}"]
         child += [f"--concurrency={args.concurrency}"] if args.concurrency else []
@@ -226,7 +346,7 @@ def _worker(args: argparse.Namespace) -> int:
     if args.beat:
         argv.append("--beat")
     with worker_logging(app):
-        return run_celery(app, [*argv, *extra])
+        return run_celery(app, [*options, *argv, *extra])
 
 
 def _beat(args: argparse.Namespace) -> int:
@@ -298,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--reload", action="store_true")
     serve.add_argument(
         "--migrate", action="store_true", help="apply migrations first (always on when embedded)"
+    )
+    serve.add_argument(
+        "--no-demo",
+        dest="demo",
+        action="store_false",
+        help="embedded default only: do not add the demo users and items at start",
     )
     migrate = sub.add_parser("migrate", help="apply Alembic migrations (upgrade head)")
     migrate.add_argument("revision", nargs="?", default="head")

@@ -10,6 +10,7 @@ from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
@@ -184,7 +185,9 @@ def create_app(
                 await owned_db.dispose()
             mark_process_dead_if_multiprocess()
 
-    app = FastAPI(
+    # FastAPI's docs pages load Swagger UI and ReDoc from a CDN: FastAPIOffline serves them
+    # from the copy packaged with fastapi-offline, so /docs works without internet.
+    app = FastAPIOffline(
         title=settings.project_name,
         version="0.1.0",
         lifespan=lifespan,

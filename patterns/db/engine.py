@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-ASYNC_PG_DRIVER = "asyncpg"  # chosen by measurement, see docs/performance.md
+ASYNC_PG_DRIVER = "asyncpg"  # against psycopg 3: tests/benchmarks/test_driver_bench.py
 _ASYNC_DRIVERS = {"postgresql": ASYNC_PG_DRIVER, "sqlite": "aiosqlite"}
 _SYNC_DRIVERS = {"postgresql": "psycopg", "sqlite": "pysqlite"}
 

@@ -303,6 +303,48 @@ def configure_logging(
     _current = fingerprint
 
 
+class LinesToLog(io.TextIOBase):
+    """A text stream that logs each line written to it, for a process whose output must be all
+    log lines (JSON in production) while some library prints: Celery's shutdown notice, say.
+    Install it with `route_stdout_to_log`; the console handler writes to stderr, so the two
+    never feed each other."""
+
+    def __init__(self, logger_name: str = "stdout", level: int = logging.INFO) -> None:
+        super().__init__()
+        self._logger = logging.getLogger(logger_name)
+        self._level = level
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            if line.strip():
+                self._logger.log(self._level, line.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending.strip():
+            self._logger.log(self._level, self._pending.rstrip())
+        self._pending = ""
+
+    def isatty(self) -> bool:
+        return False
+
+
+def route_stdout_to_log(logger_name: str = "stdout") -> LinesToLog:
+    """Send what this process prints (`print`, `sys.__stdout__`) through logging, and Python
+    warnings too: afterwards every line it writes is a log line. For a server or worker process
+    started from the command line in production, not for a library or a test process."""
+    stream = LinesToLog(logger_name)
+    sys.stdout = stream
+    sys.__stdout__ = stream  # type: ignore[assignment,misc]
+    logging.captureWarnings(True)
+    return stream
+
+
 def reset_logging() -> None:
     """Remove the handlers `configure_logging` installed and structlog's configuration (tests)."""
     global _current

@@ -1,4 +1,4 @@
-"""The single source of settings (DESIGN "Settings and commands"), read from `KIT_*` variables.
+"""The single source of settings, read from `KIT_*` variables (docs/quick-start.md).
 
 With nothing set, the app runs on the embedded default: a SQLite file and in-process fakeredis.
 """
@@ -102,12 +102,13 @@ class Settings(BaseSettings):
 
     @property
     def is_embedded(self) -> bool:
-        """SQLite and fakeredis: the zero-setup mode of `nox -s serve`."""
+        """SQLite and fakeredis: the zero-setup mode of `python3 noxfile.py -s serve`."""
         return self.database_url.startswith("sqlite") and self.redis_url is None
 
     @property
     def broker_url(self) -> str:
-        return self.celery_broker_url or self.redis_url or "memory://"
+        # The in-memory broker's URL names a host so that kombu need not warn it assumed one.
+        return self.celery_broker_url or self.redis_url or "memory://localhost//"
 
     @property
     def result_backend(self) -> str:

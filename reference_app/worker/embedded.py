@@ -1,4 +1,5 @@
-"""The embedded default's worker: tasks run on a thread of the API process (DESIGN "Data access").
+"""The embedded default's worker: tasks run on a thread of the API process
+(docs/background-work.md).
 
 With no Redis configured the broker is in memory, and only a consumer inside the publishing
 process can see its messages. So the API's lifespan starts one Celery worker thread, instead of
@@ -13,6 +14,7 @@ durable set-up).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,6 +28,14 @@ def memory_broker_worker(celery: KitCelery) -> Iterator[bool]:
     if not uses_memory_broker(celery.settings):
         yield False
         return
-    # solo: one task at a time, which also suits SQLite's single writer.
-    with worker_logging(celery), in_process_worker(celery, pool="solo", concurrency=1):
-        yield True
+    # "Connected to ...PromptMemoryTransport://" says nothing about an in-process queue: only
+    # the consumer's warnings and errors are shown.
+    connection_log = logging.getLogger("celery.worker.consumer.connection")
+    level = connection_log.level
+    connection_log.setLevel(max(level, logging.WARNING))
+    try:
+        # solo: one task at a time, which also suits SQLite's single writer.
+        with worker_logging(celery), in_process_worker(celery, pool="solo", concurrency=1):
+            yield True
+    finally:
+        connection_log.setLevel(level)

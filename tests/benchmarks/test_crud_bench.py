@@ -58,7 +58,7 @@ def test_bench_insert_1000_users(
         return ([UserIn(email=f"r{round_no}-{i}@example.com") for i in range(ROWS)],), {}
 
     inserted = benchmark.pedantic(  # type: ignore[no-untyped-call]
-        lambda rows: run(insert(rows)), setup=new_rows, rounds=5, warmup_rounds=1
+        lambda rows: run(insert(rows)), setup=new_rows, rounds=10, warmup_rounds=2
     )
     assert inserted == ROWS
     db_session.expunge_all()

@@ -7,7 +7,8 @@
 * Cache set/get: on a real Redis (the harness's per-worker database), through the kit's cache
   (`patterns.cache.Cache.set`, then a read that hits), not an in-process stand-in.
 
-Run with `nox -s bench`; plain `pytest` skips benchmarks (`--benchmark-skip` in addopts).
+Run with `python3 noxfile.py -s bench`; plain `pytest` skips benchmarks (`--benchmark-skip` in
+addopts).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Benchmarks: password hashing and token handling (guide: "Benchmark Testing").
 
-Run with `nox -s bench` (or `pytest tests/benchmarks --benchmark-only`). Argon2 should cost tens
-of milliseconds (the defence against offline guessing); tokens should cost microseconds.
+Run with `python3 noxfile.py -s bench` (or `pytest tests/benchmarks --benchmark-only`). Argon2
+should cost tens of milliseconds (the defence against offline guessing); tokens should cost
+microseconds.
 """
 
 from __future__ import annotations
