@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from fakeredis import FakeAsyncRedis
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from patterns.cache import Cache, CacheSettings, CacheSpec, MemoryTier, WarmEntry
+from patterns.cache.lock import LoadLock
 from patterns.testing import FakeClock
 from patterns.testing.backends import free_port
 
@@ -161,3 +163,44 @@ def test_cache_refuses_nonsense_timing() -> None:
     client = Redis(host="127.0.0.1", port=free_port())
     with pytest.raises(ValueError, match="positive"):
         Cache(client, CacheSettings(poll_interval=0))
+
+
+def _held_lock_waiter(clock: FakeClock, events: list[str]) -> tuple[FakeAsyncRedis, LoadLock]:
+    redis = FakeAsyncRedis()
+    settings = CacheSettings(wait_timeout=0.05, poll_interval=0.01, max_poll_interval=0.01)
+    waiter = LoadLock(
+        redis,
+        settings,
+        clock=clock,
+        on_event=lambda event, _ns: events.append(event),
+        on_redis_error=lambda exc: events.append("redis_error"),
+    )
+    return redis, waiter
+
+
+async def test_a_lock_wait_is_bounded_even_when_the_clock_stands_still() -> None:
+    events: list[str] = []
+    redis, waiter = _held_lock_waiter(FakeClock(), events)
+    await redis.set("k:lock", "another process", px=60_000)
+    assert await waiter.find_or_lock("k", "ns") == (None, None)
+    assert events == ["lock_wait", "lock_timeout"]
+
+
+async def test_a_lock_wait_ends_when_the_injected_clock_passes_the_deadline() -> None:
+    clock = FakeClock()
+    events: list[str] = []
+    redis, waiter = _held_lock_waiter(clock, events)
+    await redis.set("k:lock", "another process", px=60_000)
+    polls = 0
+    get = redis.get
+
+    async def counting_get(key: str) -> Any:
+        nonlocal polls
+        polls += 1
+        clock.advance(1.0)  # each look at Redis takes "a second" on this clock
+        return await get(key)
+
+    redis.get = counting_get
+    assert await waiter.find_or_lock("k", "ns") == (None, None)
+    assert events == ["lock_wait", "lock_timeout"]
+    assert polls == 1  # the first GET; the wait saw its deadline passed and never polled
