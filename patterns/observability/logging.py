@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, TextIO
 
 import structlog
-from structlog.dev import ConsoleRenderer, RichTracebackFormatter
+from structlog.dev import ConsoleRenderer, RichTracebackFormatter, plain_traceback
 from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
 from patterns.observability.request_id import get_request_id
@@ -217,9 +217,14 @@ def _formatter(json: bool, colors: bool) -> structlog.stdlib.ProcessorFormatter:
             structlog.processors.JSONRenderer(),
         ]
     else:
-        # Locals are off: a frame's locals are where passwords sit.
-        traceback = RichTracebackFormatter(
-            show_locals=False, color_system="auto" if colors else None
+        # Rich's framed, highlighted tracebacks on a terminal only: rendering one costs about a
+        # second of CPU, paid on every logged exception when the output is a file, a pipe or a
+        # test's capture, where the plain one reads as well. Locals are off: a frame's locals
+        # are where passwords sit.
+        traceback: Callable[[TextIO, ExcInfo], None] = (
+            RichTracebackFormatter(show_locals=False, color_system="auto")
+            if colors
+            else plain_traceback
         )
         renderer = ConsoleRenderer(colors=colors, exception_formatter=_redacting(traceback))
         tail = [_drop_missing_request_id, redact_secrets, renderer]
