@@ -15,8 +15,8 @@ import tokenize
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from pitfalls.check._model import RULES, Finding, Rule
 from pitfalls.check._ast import Module
+from pitfalls.check._model import RULES, Finding, Rule
 from pitfalls.check.rules import RULE_CHECKS
 
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.I)
@@ -44,7 +44,9 @@ def _noqa_lines(source: str) -> dict[int, set[str] | None]:
     return lines
 
 
-def check_source(source: str, path: str = "<string>", select: Iterable[str] = RULES) -> list[Finding]:
+def check_source(
+    source: str, path: str = "<string>", select: Iterable[str] = RULES
+) -> list[Finding]:
     """The findings of the selected rules in one module's source (SyntaxError if unparsable)."""
     module = Module.parse(source, path)
     noqa = _noqa_lines(source)

@@ -123,8 +123,10 @@ def is_session(expr: ast.expr, sessions: set[str] | None = None) -> bool:
     if name is None:
         return False
     tail = name.rsplit(".", 1)[-1]
-    return bool(_SESSION_NAME.search(tail)) or "session" in tail.lower() or (
-        sessions is not None and name in sessions
+    return (
+        bool(_SESSION_NAME.search(tail))
+        or "session" in tail.lower()
+        or (sessions is not None and name in sessions)
     )
 
 

@@ -324,9 +324,7 @@ def _key_expression(expr: ast.expr) -> bool:
     if isinstance(expr, ast.JoinedStr):
         return True
     if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add | ast.Mod):
-        return any(
-            isinstance(n, ast.Constant) and isinstance(n.value, str) for n in ast.walk(expr)
-        )
+        return any(isinstance(n, ast.Constant) and isinstance(n.value, str) for n in ast.walk(expr))
     if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute):
         base = expr.func.value
         if expr.func.attr in ("format", "join") and isinstance(base, ast.Constant):
@@ -348,23 +346,36 @@ def _cache_use(call: ast.Call) -> bool:
 
 def pf004(module: Module) -> Iterator[Hit]:
     for func in module.functions_in_order():
-        keys: list[tuple[ast.AST, ast.expr]] = []
+        flows = _value_flows(func)
         key_vars: dict[str, tuple[ast.AST, ast.expr]] = {}
         for names, value, stmt in assignments(func):
-            if _key_expression(value) and any("key" in n.lower() for n in names):
+            constant = isinstance(value, ast.Constant) and isinstance(value.value, str)
+            if (_key_expression(value) or constant) and any("key" in n.lower() for n in names):
                 for n in names:
                     key_vars[n] = (stmt, value)
+        # key → (where to report, key expression, names the cached answer is computed from)
+        keys: dict[int, tuple[ast.AST, ast.expr, set[str]]] = {}
         for node in own_nodes(func):
             if not (isinstance(node, ast.Call) and _cache_use(node)):
                 continue
             inline = [*node.args[:1], *(k.value for k in node.keywords if k.arg == "key")]
-            for arg in [*node.args, *(k.value for k in node.keywords)]:
+            args = [*node.args, *(k.value for k in node.keywords)]
+            for arg in args:
                 if isinstance(arg, ast.Name) and arg.id in key_vars:
-                    keys.append(key_vars.pop(arg.id))
-                elif _key_expression(arg) and any(arg is i for i in inline):
-                    keys.append((arg, arg))
-        for where, key in keys:
-            missing = _missing_inputs(func, key)
+                    where, key = key_vars[arg.id]
+                elif any(arg is i for i in inline) and (
+                    _key_expression(arg)
+                    or (isinstance(arg, ast.Constant) and isinstance(arg.value, str))
+                ):
+                    where, key = arg, arg
+                else:
+                    continue
+                answer = {n for other in args if other is not arg for n in names_in(other)}
+                entry = keys.setdefault(id(key), (where, key, set()))
+                entry[2].update(_closure(answer, flows))
+                break
+        for where, key, answer in keys.values():
+            missing = _missing_inputs(func, key, answer)
             if not missing:
                 continue
             principal = [p for p in missing if _is_principal(p)]
@@ -382,27 +393,42 @@ def pf004(module: Module) -> Iterator[Hit]:
             yield where, "PF004", message
 
 
-def _missing_inputs(func: Function, key: ast.expr) -> list[ast.arg]:
+def _value_flows(func: Function) -> dict[str, set[str]]:
+    """Name → the names its assigned values were computed from, in this function."""
+    flows: dict[str, set[str]] = {}
+    for names, value, _ in assignments(func):
+        for n in names:
+            flows.setdefault(n, set()).update(names_in(value))
+    return flows
+
+
+def _closure(names: set[str], flows: dict[str, set[str]]) -> set[str]:
+    seen, todo = set(names), list(names)
+    while todo:
+        for n in flows.get(todo.pop(), ()):
+            if n not in seen:
+                seen.add(n)
+                todo.append(n)
+    return seen
+
+
+def _missing_inputs(func: Function, key: ast.expr, answer: set[str]) -> list[ast.arg]:
     in_key = names_in(key)
-    key_nodes = {id(n) for n in ast.walk(key)}
-    used_elsewhere = {
-        n.id
-        for n in ast.walk(func)
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and id(n) not in key_nodes
-    }
     missing = []
     for p in parameters(func):
         if p.arg in _INFRA_NAMES or _INFRA_TYPES.search(annotation_text(p)):
             continue
-        if p.arg not in in_key and p.arg in used_elsewhere:
+        if p.arg not in in_key and p.arg in answer:
             missing.append(p)
     return missing
 
 
 def _is_principal(p: ast.arg) -> bool:
     annotation = annotation_text(p)
-    return bool(_PRINCIPAL.search(p.arg)) or "get_current_user" in annotation or bool(
-        re.search(r"\b(User|Principal)\b", annotation)
+    return (
+        bool(_PRINCIPAL.search(p.arg))
+        or "get_current_user" in annotation
+        or bool(re.search(r"\b(User|Principal)\b", annotation))
     )
 
 
@@ -448,9 +474,13 @@ def _payload_keys(func: Function | None, payload: ast.expr) -> set[str] | None:
             isinstance(t, ast.Subscript) and dotted(t.value) == payload.id for t in node.targets
         ):
             for t in node.targets:
-                if isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant):
-                    if keys is not None and isinstance(t.slice.value, str):
-                        keys.add(t.slice.value)
+                if (
+                    isinstance(t, ast.Subscript)
+                    and isinstance(t.slice, ast.Constant)
+                    and keys is not None
+                    and isinstance(t.slice.value, str)
+                ):
+                    keys.add(t.slice.value)
         elif isinstance(node, ast.Call) and dotted(node.func) in (
             f"{payload.id}.update",
             f"{payload.id}.setdefault",
@@ -497,7 +527,11 @@ def _decode_problem(call: ast.Call) -> str | None:
     if isinstance(options, ast.Dict):
         for k, v in zip(options.keys, options.values, strict=True):
             off = isinstance(v, ast.Constant) and v.value is False
-            if off and isinstance(k, ast.Constant) and k.value in ("verify_signature", "verify_exp"):
+            if (
+                off
+                and isinstance(k, ast.Constant)
+                and k.value in ("verify_signature", "verify_exp")
+            ):
                 return f"`jwt.decode` with `{k.value}` off accepts forged or expired tokens"
     verify = kwargs.get("verify")
     if isinstance(verify, ast.Constant) and verify.value is False:
@@ -535,14 +569,14 @@ def pf006(module: Module) -> Iterator[Hit]:
             head, _, algo = qual.rpartition(".")
             if head == "hashlib" and algo in _FAST_HASHES:
                 func = _enclosing_function(module, node)
-                context = _mentions_password(node) or bool(
-                    func and PASSWORD.search(func.name)
-                )
+                context = _mentions_password(node) or bool(func and PASSWORD.search(func.name))
                 parent = module.parents.get(node)
                 while isinstance(parent, ast.Attribute | ast.Call):
                     parent = module.parents.get(parent)
                 if isinstance(parent, ast.Assign):
-                    context = context or any(_mentions_password(t) for t in parent.targets)
+                    context = context or any(
+                        PASSWORD.search(dotted(t) or "") for t in parent.targets
+                    )
                 if context:
                     yield (
                         node,
@@ -556,9 +590,13 @@ def pf006(module: Module) -> Iterator[Hit]:
             for t in node.targets:
                 if isinstance(t, ast.Attribute) and _HASHED_FIELD.search(t.attr):
                     yield node, "PF006", _AS_GIVEN
-        elif isinstance(node, ast.keyword) and node.arg and _HASHED_FIELD.search(node.arg):
-            if _raw_password(node.value):
-                yield node.value, "PF006", _AS_GIVEN
+        elif (
+            isinstance(node, ast.keyword)
+            and node.arg
+            and _HASHED_FIELD.search(node.arg)
+            and _raw_password(node.value)
+        ):
+            yield node.value, "PF006", _AS_GIVEN
 
 
 _AS_GIVEN = "the password is stored as given: a leaked table is the password list (hash it)"
@@ -587,21 +625,21 @@ def _stored_as_given(func: Function) -> Iterator[Hit]:
 
 _BLOCKING = {
     "time.sleep": "`time.sleep` stops the event loop (use `await asyncio.sleep`)",
-    "urllib.request.urlopen": "`urlopen` blocks the event loop on the network (use httpx.AsyncClient)",
+    "urllib.request.urlopen": "`urlopen` waits for the network (use httpx.AsyncClient)",
     "os.system": "`os.system` blocks the event loop until the command ends",
     "subprocess.run": "`subprocess.run` blocks the event loop until the command ends",
     "subprocess.call": "`subprocess.call` blocks the event loop until the command ends",
     "subprocess.check_call": "`subprocess.check_call` blocks the event loop",
     "subprocess.check_output": "`subprocess.check_output` blocks the event loop",
-    "psycopg2.connect": "a sync database driver blocks the event loop (use asyncpg or psycopg async)",
+    "psycopg2.connect": "a sync database driver blocks the event loop (use asyncpg)",
     "psycopg.connect": "a sync database driver blocks the event loop (use psycopg.AsyncConnection)",
     "sqlite3.connect": "a sync database driver blocks the event loop (use aiosqlite)",
     "pymysql.connect": "a sync database driver blocks the event loop (use aiomysql/asyncmy)",
     "open": "`open` reads and writes files on the event loop (use a thread: asyncio.to_thread)",
 }  # fmt: skip
 _SYNC_HTTP = ("requests.", "httpx.get", "httpx.post", "httpx.put", "httpx.patch", "httpx.delete",
-              "httpx.head", "httpx.request", "httpx.Client")  # fmt: skip
-_SYNC_DB_TYPES = re.compile(r"(^|[\[.\s])(Session|Connection)\b")
+              "httpx.head", "httpx.request")  # fmt: skip
+_NOT_BLOCKING = ("requests.Session", "requests.exceptions", "requests.HTTPError")
 _SYNC_DB_QUALNAMES = (
     "sqlalchemy.orm.Session",
     "sqlalchemy.orm.session.Session",
@@ -620,9 +658,8 @@ def _sync_sessions(module: Module, func: Function) -> set[str]:
         if p.annotation is None:
             continue
         for n in ast.walk(p.annotation):
-            if isinstance(n, ast.Name | ast.Attribute):
-                if module.qualname(n) in _SYNC_DB_QUALNAMES:
-                    names.add(p.arg)
+            if isinstance(n, ast.Name | ast.Attribute) and module.qualname(n) in _SYNC_DB_QUALNAMES:
+                names.add(p.arg)
     return names
 
 
@@ -646,7 +683,7 @@ def pf007(module: Module) -> Iterator[Hit]:
                 continue
             if qual in _BLOCKING:
                 yield node, "PF007", f"in async def: {_BLOCKING[qual]}"
-            elif qual.startswith(_SYNC_HTTP) and not qual.startswith("requests.exceptions"):
+            elif qual.startswith(_SYNC_HTTP) and not qual.startswith(_NOT_BLOCKING):
                 yield (
                     node,
                     "PF007",
@@ -714,7 +751,10 @@ def _locks(value: ast.expr, statements: dict[str, ast.expr]) -> bool:
             return True
         if isinstance(n, ast.Name) and n.id in statements and statements[n.id] is not value:
             inner = statements[n.id]
-            if any(isinstance(m, ast.Attribute) and m.attr == "with_for_update" for m in ast.walk(inner)):
+            if any(
+                isinstance(m, ast.Attribute) and m.attr == "with_for_update"
+                for m in ast.walk(inner)
+            ):
                 return True
     return False
 
@@ -751,9 +791,9 @@ def _written_attribute(node: ast.AST) -> tuple[str, str] | None:
 
 def _redis_calls(func: Function, names: set[str]) -> Iterator[tuple[ast.Call, str, str]]:
     for node in own_nodes(func):
-        if isinstance(node, ast.Call) and (target := method(node)) and target[1] in names:
-            if node.args:
-                yield node, target[1], ast.dump(node.args[0])
+        target = method(node) if isinstance(node, ast.Call) else None
+        if target and target[1] in names and isinstance(node, ast.Call) and node.args:
+            yield node, target[1], ast.dump(node.args[0])
 
 
 def pf009(module: Module) -> Iterator[Hit]:
@@ -791,15 +831,23 @@ def pf009(module: Module) -> Iterator[Hit]:
                         "a crash between them leaves a counter that never expires (one Lua "
                         "script, or EXPIRE NX)",
                     )
-            elif name in ("set", "setex") and key in read and key not in reported_get:
-                if names_in(node) & read[key]:
-                    reported_get.add(key)
-                    yield (
-                        get_nodes[key],
-                        "PF009",
-                        "GET then SET of a counter: concurrent requests overwrite each other's "
-                        "counts (INCR, atomically with its expiry)",
-                    )
+            elif (
+                name in ("set", "setex")
+                and key in read
+                and key not in reported_get
+                and any(
+                    isinstance(n, ast.BinOp) and names_in(n) & read[key]
+                    for arg in node.args[1:]
+                    for n in ast.walk(arg)
+                )
+            ):
+                reported_get.add(key)
+                yield (
+                    get_nodes[key],
+                    "PF009",
+                    "GET then SET of a counter: concurrent requests overwrite each other's "
+                    "counts (INCR, atomically with its expiry)",
+                )
 
 
 # --- PF010 task inside the transaction ------------------------------------------------------
