@@ -88,7 +88,7 @@ def _loops(func: Function) -> Iterator[tuple[ast.AST, ast.expr, list[ast.AST]]]:
             for i, gen in enumerate(node.generators):
                 inner: list[ast.AST] = [*parts, *gen.ifs]
                 inner += [g.iter for g in node.generators[i + 1 :]]
-                inner += [g for g in node.generators[i + 1 :] for g in g.ifs]
+                inner += [cond for later in node.generators[i + 1 :] for cond in later.ifs]
                 nodes = [n for part in inner for n in [part, *own_nodes(part)]]
                 yield node, gen.iter, nodes
 
@@ -379,7 +379,7 @@ def pf004(module: Module) -> Iterator[Hit]:
             if not missing:
                 continue
             principal = [p for p in missing if _is_principal(p)]
-            names = ", ".join(f"`{p.arg}`" for p in missing)
+            listed = ", ".join(f"`{p.arg}`" for p in missing)
             if principal:
                 message = (
                     f"this cache key leaves out the principal `{principal[0].arg}` although "
@@ -387,7 +387,7 @@ def pf004(module: Module) -> Iterator[Hit]:
                 )
             else:
                 message = (
-                    f"this cache key leaves out {names}, which the cached answer depends on: "
+                    f"this cache key leaves out {listed}, which the cached answer depends on: "
                     "calls that differ only there collide (key on every input)"
                 )
             yield where, "PF004", message
@@ -725,13 +725,13 @@ def pf008(module: Module) -> Iterator[Hit]:
         checked: set[tuple[str, str]] = set()
         for node in own_nodes(func):
             if isinstance(node, ast.Compare) and any(isinstance(op, _ORDER) for op in node.ops):
-                for n in ast.walk(node):
+                for part in ast.walk(node):
                     if (
-                        isinstance(n, ast.Attribute)
-                        and isinstance(n.value, ast.Name)
-                        and n.value.id in loaded
+                        isinstance(part, ast.Attribute)
+                        and isinstance(part.value, ast.Name)
+                        and part.value.id in loaded
                     ):
-                        checked.add((n.value.id, n.attr))
+                        checked.add((part.value.id, part.attr))
             target = _written_attribute(node)
             if target and target in checked and _derived(node, target):
                 yield (
