@@ -2,10 +2,12 @@
 Solutions" › "N+1 Query Problem").
 
 Every SELECT any SQLAlchemy engine runs is counted, parameters aside, against each frame of
-application code it was issued from. The same statement issued N times (default 5) from one
-running function, a loop in an endpoint, a service called once per request, is an N+1: the
-function's frame is one execution, so N separate requests in one test (N frames) are not. The
-report names the SQL, the line that issued it and the function that repeated it.
+application code it was issued from, once per call that frame made: the same statement issued
+through N separate calls (default 5) from one running function, a loop in an endpoint or a
+service called once per request, is an N+1. One call that runs a statement N times itself (a
+library's reflection, selectinload's batches) is not, and neither are N separate requests in one
+test (N frames). The report names the SQL, the line that issued it and the function that
+repeated it.
 
 Only SELECTs count: a write per row is a bulk-operation question, not an N+1. Async engines are
 followed across SQLAlchemy's greenlet bridge to the awaiting coroutine.
@@ -109,7 +111,7 @@ class NPlusOneDetector:
         self.threshold = threshold
         self._is_app = is_application
         self._app_files: dict[str, bool] = {}
-        self._counts: dict[tuple[str, int], int] = {}
+        self._calls: dict[tuple[str, int], set[int]] = {}  # (sql, frame) → ids of its calls
         self._first: dict[tuple[str, int], tuple[int, list[str], str]] = {}
         self._frames: dict[int, FrameType] = {}  # kept alive while watching: ids stay unique
         self._active = False
@@ -131,7 +133,7 @@ class NPlusOneDetector:
         """Count inside the block; the list it yields is filled with the repeats at its end."""
         found: list[Repeat] = []
         with self._lock:
-            self._counts.clear()
+            self._calls.clear()
             self._first.clear()
             self._frames.clear()
             self._active = True
@@ -141,7 +143,7 @@ class NPlusOneDetector:
             with self._lock:
                 self._active = False
                 found.extend(self._repeats())
-                self._counts.clear()
+                self._calls.clear()
                 self._first.clear()
                 self._frames.clear()
 
@@ -151,14 +153,16 @@ class NPlusOneDetector:
             known = self._app_files[filename] = self._is_app(filename)
         return known
 
-    def _app_frames(self) -> list[FrameType]:
-        frames: list[FrameType] = []
+    def _app_frames(self) -> list[tuple[FrameType, FrameType]]:
+        """(application frame, the frame of the call it made) pairs, innermost first."""
+        frames: list[tuple[FrameType, FrameType]] = []
         frame: FrameType | None = sys._getframe(2)
+        callee: FrameType | None = None
         glet: Any = None
         while frame is not None:
-            if self._application(frame.f_code.co_filename):
-                frames.append(frame)
-            frame = frame.f_back
+            if callee is not None and self._application(frame.f_code.co_filename):
+                frames.append((frame, callee))
+            callee, frame = frame, frame.f_back
             if frame is None:
                 # Async SQLAlchemy runs the DBAPI call in a greenlet; its caller is suspended
                 # in the parent greenlet, awaiting it.
@@ -177,20 +181,22 @@ class NPlusOneDetector:
         frames = self._app_frames()
         if not frames:
             return
-        chain = [_where(f) for f in frames]
+        chain = [_where(f) for f, _ in frames]
         with self._lock:
             if not self._active:
                 return
-            for depth, frame in enumerate(frames):
+            for depth, (frame, callee) in enumerate(frames):
                 key = (sql, id(frame))
                 self._frames[id(frame)] = frame
-                self._counts[key] = self._counts.get(key, 0) + 1
+                self._frames[id(callee)] = callee
+                self._calls.setdefault(key, set()).add(id(callee))
                 if key not in self._first:
                     self._first[key] = (depth, chain, _function(frame))
 
     def _repeats(self) -> list[Repeat]:
         best: dict[str, tuple[int, Repeat]] = {}
-        for (sql, _frame), count in self._counts.items():
+        for (sql, _frame), calls in self._calls.items():
+            count = len(calls)
             if count < self.threshold:
                 continue
             depth, chain, function = self._first[(sql, _frame)]

@@ -144,10 +144,19 @@ def root_call(expr: ast.expr) -> ast.Call | None:
 
 
 def is_write_statement(expr: ast.expr | None) -> bool:
+    """`insert(...)`/`update(...)`/`delete(...)` chains, and SQL text that starts with one."""
     if expr is None:
         return False
     first = root_call(expr)
-    return first is not None and last_name(first.func) in WRITE_STATEMENTS
+    if first is not None and last_name(first.func) == "text" and first.args:
+        expr = first.args[0]
+    elif first is not None:
+        return last_name(first.func) in WRITE_STATEMENTS
+    head = expr.values[0] if isinstance(expr, ast.JoinedStr) and expr.values else expr
+    if isinstance(head, ast.Constant) and isinstance(head.value, str):
+        words = head.value.split(None, 1)
+        return bool(words) and words[0].lower() in WRITE_STATEMENTS
+    return False
 
 
 def statement_arg(call: ast.Call) -> ast.expr | None:
@@ -182,12 +191,22 @@ def parameters(func: Function) -> list[ast.arg]:
     return [p for p in [*a.posonlyargs, *a.args, *a.kwonlyargs] if p.arg not in ("self", "cls")]
 
 
+def bound_names(target: ast.expr) -> list[str]:
+    """The names an assignment target binds: `a`, `a, (b, *c)`; not `a.x` nor `a[i]`."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Tuple | ast.List):
+        return [n for elt in target.elts for n in bound_names(elt)]
+    if isinstance(target, ast.Starred):
+        return bound_names(target.value)
+    return []
+
+
 def assignments(func: Function) -> Iterator[tuple[list[str], ast.expr, ast.AST]]:
     """(target names, value, statement) of each plain assignment in the function's own body."""
     for node in own_nodes(func):
         if isinstance(node, ast.Assign):
-            names = [n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
-            yield names, node.value, node
+            yield [n for t in node.targets for n in bound_names(t)], node.value, node
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
             if isinstance(node.target, ast.Name):
                 yield [node.target.id], node.value, node

@@ -16,6 +16,7 @@ from pitfalls.check._ast import (
     annotation_text,
     assignments,
     body_nodes,
+    bound_names,
     dotted,
     is_session,
     is_write_statement,
@@ -41,7 +42,7 @@ _READ_HELPER = re.compile(
 _ROWS_HELPER = re.compile(r"(multi|_all$|^all_|^list|^search|^find_all|^fetch_all)", re.I)
 
 
-def _query_helpers(module: Module, rows: bool) -> set[str]:
+def _query_helpers(module: Module) -> set[str]:
     """Functions of this module that run a query themselves or through another such helper."""
     found: set[str] = set()
     changed = True
@@ -51,8 +52,8 @@ def _query_helpers(module: Module, rows: bool) -> set[str]:
             if name in found:
                 continue
             for node in own_nodes(func):
-                direct = query_call(node, rows=rows) or (
-                    not rows and isinstance(node, ast.Attribute) and node.attr == "awaitable_attrs"
+                direct = query_call(node) or (
+                    isinstance(node, ast.Attribute) and node.attr == "awaitable_attrs"
                 )
                 via = isinstance(node, ast.Call) and _callee(node) in found
                 if direct or via:
@@ -93,26 +94,73 @@ def _loops(func: Function) -> Iterator[tuple[ast.AST, ast.expr, list[ast.AST]]]:
                 yield node, gen.iter, nodes
 
 
+def _row_helpers(module: Module) -> set[str]:
+    """Functions of this module that return the rows of a query they run themselves."""
+    found = set()
+    for name, func in module.functions.items():
+        rows = _rows_variables(func, set())
+        if any(
+            isinstance(node, ast.Return)
+            and node.value is not None
+            and _yields_rows(node.value, rows, set())
+            for node in own_nodes(func)
+        ):
+            found.add(name)
+    return found
+
+
+def _rows_variables(func: Function, row_helpers: set[str]) -> set[str]:
+    rows: set[str] = set()
+    for _ in range(2):  # rows flow through a second assignment: result → result.all()
+        for names, value, _stmt in assignments(func):
+            if _yields_rows(value, rows, row_helpers):
+                rows.update(names)
+    return rows
+
+
 def pf001(module: Module) -> Iterator[Hit]:
-    helpers = _query_helpers(module, rows=False)
-    row_helpers = _query_helpers(module, rows=True)
+    helpers = _query_helpers(module)
+    row_helpers = _row_helpers(module)
     for func in module.functions_in_order():
-        rows: set[str] = set()
-        for _ in range(2):  # rows flow through a second assignment: result → result.all()
-            for names, value, _stmt in assignments(func):
-                if _yields_rows(value, rows, row_helpers):
-                    rows.update(names)
+        rows = _rows_variables(func, row_helpers)
         seen: set[int] = set()
         for _loop, iterable, nodes in _loops(func):
             if not _yields_rows(iterable, rows, row_helpers):
                 continue
+            per_row = _bound_in(nodes)  # a session opened per row: another tenant, another DB
             for node in nodes:
-                if id(node) in seen:
+                if id(node) in seen or _sessions_of(node) & per_row:
                     continue
                 message = _per_row_query(node, helpers)
                 if message:
                     seen.add(id(node))
                     yield node, "PF001", message
+
+
+def _bound_in(nodes: list[ast.AST]) -> set[str]:
+    bound: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.withitem) and node.optional_vars is not None:
+            bound.update(bound_names(node.optional_vars))
+        elif isinstance(node, ast.Assign):
+            bound.update(n for t in node.targets for n in bound_names(t))
+    return bound
+
+
+def _sessions_of(node: ast.AST) -> set[str]:
+    """The root names of the sessions a call uses (its receiver, its session arguments)."""
+    if not isinstance(node, ast.Call):
+        return set()
+    candidates: list[ast.expr] = [*node.args, *(k.value for k in node.keywords)]
+    if isinstance(node.func, ast.Attribute):
+        candidates.append(node.func.value)
+    roots = set()
+    for expr in candidates:
+        if is_session(expr):
+            name = dotted(expr)
+            if name:
+                roots.add(name.split(".", 1)[0])
+    return roots
 
 
 def _yields_rows(expr: ast.expr, rows: set[str], row_helpers: set[str]) -> bool:

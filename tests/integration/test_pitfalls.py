@@ -266,6 +266,7 @@ async def test_pf010_right_sends_nothing_for_a_rollback_and_processes_the_commit
 # --- the runner ----------------------------------------------------------------------------
 
 
+@pytest.mark.allow_n_plus_one(reason="the runner runs PF001's wrong version and repeats reads")
 async def test_every_pitfall_shows_its_evidence_on_real_servers(
     settings: Settings, tmp_path: Path
 ) -> None:

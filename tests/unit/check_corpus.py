@@ -84,6 +84,23 @@ async def owners(session):
             return await session.get(Item, 1)
         register(later)
 """,
+    "pf001_rows_from_a_helper_of_the_module": """
+def all_projects(db):
+    return db.query(Project).all()
+
+
+def report(db):
+    for project in all_projects(db):
+        db.query(Incident).filter(Incident.project_id == project.id).count()  # expect: PF001
+""",
+    "pf001_session_opened_per_row_is_another_database": """
+def per_tenant(get_session, tenant_session):
+    with get_session() as db:
+        orgs = db.query(Organization).all()
+    for org in orgs:
+        with tenant_session(org.slug) as tenant_db:
+            tenant_db.query(Project).all()
+""",
     # --- PF002 ----------------------------------------------------------------------------------
     "pf002_filter_on_unindexed_column": """
 items = Table(

@@ -190,3 +190,40 @@ def test_ini_and_threshold_option(inner: pytest.Pytester) -> None:
     relaxed.assert_outcomes(passed=3)
     bad = inner.runpytest(*INNER, "-o", "n_plus_one=loud")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_one_call_that_runs_a_statement_many_times_is_not_an_n_plus_one(
+    inner: pytest.Pytester,
+) -> None:
+    """A library's own loop (reflection, batched loads) behind one call of the app's code."""
+    inner.makepyfile(
+        lib_loop="""
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine("sqlite://")
+
+
+        def one_call():
+            with engine.connect() as conn:
+                return conn.execute(text("SELECT 1")).scalar()
+        """,
+        test_lib="""
+        from unittest import mock
+
+        import lib_loop
+
+
+        def test_library_repeats_inside_one_call():
+            with lib_loop.engine.connect() as conn:
+                real = conn.execute
+                def many(stmt, *a, **k):
+                    for _ in range(6):
+                        result = real(stmt, *a, **k)
+                    return result
+                with mock.patch.object(lib_loop.engine, "connect") as connect:
+                    connect.return_value.__enter__.return_value.execute = many
+                    assert lib_loop.one_call() == 1
+        """,
+    )
+    result = inner.runpytest("--n-plus-one=error", "test_lib.py", *INNER)
+    result.assert_outcomes(passed=1)
