@@ -143,20 +143,27 @@ def root_call(expr: ast.expr) -> ast.Call | None:
             return found
 
 
-def is_write_statement(expr: ast.expr | None) -> bool:
-    """`insert(...)`/`update(...)`/`delete(...)` chains, and SQL text that starts with one."""
+def statement_verb(expr: ast.expr | None) -> str | None:
+    """ "insert", "update" or "delete" for those statements' chains (`update(X).where(...)`) and
+    for SQL text that starts with one (`text("UPDATE ...")`, an f-string, a string)."""
     if expr is None:
-        return False
+        return None
     first = root_call(expr)
     if first is not None and last_name(first.func) == "text" and first.args:
         expr = first.args[0]
     elif first is not None:
-        return last_name(first.func) in WRITE_STATEMENTS
+        name = last_name(first.func)
+        return name if name in WRITE_STATEMENTS else None
     head = expr.values[0] if isinstance(expr, ast.JoinedStr) and expr.values else expr
     if isinstance(head, ast.Constant) and isinstance(head.value, str):
         words = head.value.split(None, 1)
-        return bool(words) and words[0].lower() in WRITE_STATEMENTS
-    return False
+        if words and words[0].lower() in WRITE_STATEMENTS:
+            return words[0].lower()
+    return None
+
+
+def is_write_statement(expr: ast.expr | None) -> bool:
+    return statement_verb(expr) is not None
 
 
 def statement_arg(call: ast.Call) -> ast.expr | None:

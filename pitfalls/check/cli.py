@@ -87,6 +87,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def main() -> int:
+    return run(sys.argv[1:])
+
+
 def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """0: nothing found; 1: findings; 2: a usage error (bad option, path or setting)."""
     args = parser().parse_args(argv)  # argparse exits 2 on its own errors

@@ -26,8 +26,8 @@ from pitfalls.check._ast import (
     own_nodes,
     parameters,
     query_call,
-    root_call,
     statement_arg,
+    statement_verb,
 )
 
 Hit = tuple[ast.AST, str, str]  # node, code, message
@@ -342,10 +342,7 @@ def pf003(module: Module) -> Iterator[Hit]:
 
 
 def _updates(expr: ast.expr | None) -> bool:
-    if expr is None:
-        return False
-    first = root_call(expr)
-    return first is not None and last_name(first.func) in ("update", "delete")
+    return statement_verb(expr) in ("update", "delete")
 
 
 # --- PF004 cache key collision --------------------------------------------------------------

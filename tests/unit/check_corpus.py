@@ -101,6 +101,12 @@ def per_tenant(get_session, tenant_session):
         with tenant_session(org.slug) as tenant_db:
             tenant_db.query(Project).all()
 """,
+    "pf001_raw_sql_update_per_row_is_not_a_read": """
+def slugs(conn):
+    rows = conn.execute("select id, name from org").fetchall()
+    for r in rows:
+        conn.execute(f"update org set slug = '{r[1]}' where id = {r[0]}")
+""",
     # --- PF002 ----------------------------------------------------------------------------------
     "pf002_filter_on_unindexed_column": """
 items = Table(
@@ -155,6 +161,14 @@ async def set_price(session, cache, item_id, price):
     "pf003_no_cache_in_module_is_clean": """
 async def set_price(session, item_id, price):
     await session.execute(update(Item).where(Item.id == item_id).values(price=price))
+""",
+    "pf003_raw_sql_update_without_invalidation": """
+async def price(redis, item_id):
+    return await redis.get(f"price:{item_id}")
+
+
+async def set_price(conn, item_id, price):
+    await conn.execute(text("UPDATE items SET price = :p WHERE id = :i"), {"p": price})  # expect: PF003
 """,
     # --- PF004 ----------------------------------------------------------------------------------
     "pf004_key_without_an_input": """

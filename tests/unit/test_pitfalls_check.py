@@ -83,6 +83,13 @@ def test_pitfalls_directory_reports_every_wrong_version_and_no_right_version() -
     assert files == {f"{p.name}/wrong.py" for p in PITFALL_DIRS}
 
 
+def test_pre_commit_hook_runs_the_standalone_entry() -> None:
+    hook = (ROOT / ".pre-commit-hooks.yaml").read_text()
+    assert "- id: pitfalls-check" in hook
+    assert "entry: python -m pitfalls.check" in hook
+    assert "types: [python]" in hook
+
+
 def _project(tmp_path: Path, config: str = "") -> Path:
     (tmp_path / "pyproject.toml").write_text(f"[project]\nname = 'x'\n{config}")
     app = tmp_path / "app"
@@ -172,11 +179,13 @@ def test_unparsable_file_is_reported_and_skipped(tmp_path: Path) -> None:
     assert "PF007" in out
 
 
-def test_module_entry_point_dispatches_check(tmp_path: Path) -> None:
+@pytest.mark.parametrize("entry", [["pitfalls", "check"], ["pitfalls.check"]], ids=" ".join)
+def test_module_entry_points(tmp_path: Path, entry: list[str]) -> None:
+    """`python -m pitfalls check` and the pre-commit hook's `python -m pitfalls.check`."""
     project = _project(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, "-m", "pitfalls", "check", "app", "--format", "json"],
+        [sys.executable, "-m", *entry, "app", "--format", "json"],
         cwd=project,
         env=env,
         capture_output=True,
