@@ -179,6 +179,7 @@ def test_unparsable_file_is_reported_and_skipped(tmp_path: Path) -> None:
     assert "PF007" in out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", [["pitfalls", "check"], ["pitfalls.check"]], ids=" ".join)
 def test_module_entry_points(tmp_path: Path, entry: list[str]) -> None:
     """`python -m pitfalls check` and the pre-commit hook's `python -m pitfalls.check`."""
