@@ -15,6 +15,7 @@ followed across SQLAlchemy's greenlet bridge to the awaiting coroutine.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import sysconfig
@@ -111,7 +112,10 @@ class NPlusOneDetector:
         self.threshold = threshold
         self._is_app = is_application
         self._app_files: dict[str, bool] = {}
-        self._calls: dict[tuple[str, int], set[int]] = {}  # (sql, frame) → ids of its calls
+        # (sql, id of an application frame) → calls it made that ran the statement, and the
+        # frame of the latest one: a call that is still that frame is the same call.
+        self._calls: dict[tuple[str, int], int] = {}
+        self._last_call: dict[tuple[str, int], FrameType] = {}
         self._first: dict[tuple[str, int], tuple[int, list[str], str]] = {}
         self._frames: dict[int, FrameType] = {}  # kept alive while watching: ids stay unique
         self._active = False
@@ -134,6 +138,7 @@ class NPlusOneDetector:
         found: list[Repeat] = []
         with self._lock:
             self._calls.clear()
+            self._last_call.clear()
             self._first.clear()
             self._frames.clear()
             self._active = True
@@ -144,6 +149,7 @@ class NPlusOneDetector:
                 self._active = False
                 found.extend(self._repeats())
                 self._calls.clear()
+                self._last_call.clear()
                 self._first.clear()
                 self._frames.clear()
 
@@ -181,22 +187,23 @@ class NPlusOneDetector:
         frames = self._app_frames()
         if not frames:
             return
-        chain = [_where(f) for f, _ in frames]
+        chain: list[str] | None = None  # described once per new (statement, frame)
         with self._lock:
             if not self._active:
                 return
             for depth, (frame, callee) in enumerate(frames):
                 key = (sql, id(frame))
                 self._frames[id(frame)] = frame
-                self._frames[id(callee)] = callee
-                self._calls.setdefault(key, set()).add(id(callee))
+                if self._last_call.get(key) is not callee:
+                    self._last_call[key] = callee
+                    self._calls[key] = self._calls.get(key, 0) + 1
                 if key not in self._first:
+                    chain = chain or [_where(f) for f, _ in frames]
                     self._first[key] = (depth, chain, _function(frame))
 
     def _repeats(self) -> list[Repeat]:
         best: dict[str, tuple[int, Repeat]] = {}
-        for (sql, _frame), calls in self._calls.items():
-            count = len(calls)
+        for (sql, _frame), count in self._calls.items():
             if count < self.threshold:
                 continue
             depth, chain, function = self._first[(sql, _frame)]
@@ -215,6 +222,7 @@ def _greenlet_parent(current: Any) -> Any:
     return glet.parent
 
 
+@functools.lru_cache(maxsize=4096)
 def _relative(filename: str) -> str:
     try:
         return str(Path(filename).resolve().relative_to(Path.cwd()))
