@@ -218,6 +218,17 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
+def check(session: nox.Session) -> None:
+    """Find the pitfalls' shapes in source, without running it (docs/check.md).
+
+    `nox -s check -- PATH... [--format sarif]`; with no arguments, the kit's own code (clean)."""
+    _install(session)
+    session.run(
+        "python", "-m", "pitfalls", "check", *(session.posargs or ["patterns", "reference_app"])
+    )
+
+
+@nox.session
 def docs(session: nox.Session) -> None:
     """The docs site in strict mode (a broken link fails); `-- serve` serves it."""
     _install(session, "docs")

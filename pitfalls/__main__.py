@@ -1,4 +1,5 @@
-"""`python -m pitfalls list | run PF001 [PF002 …] | run all`: the pitfalls and their evidence.
+"""`python -m pitfalls list | run PF001 [PF002 …] | run all | check PATH…`: the pitfalls, their
+evidence, and a check that finds them in source (`check --help`).
 
 `run` uses the app's settings (`KIT_DATABASE_URL`, `KIT_REDIS_URL`), so with nothing set it runs
 on the embedded default and says which pitfalls need a real server. `--servers harness` gets
@@ -37,9 +38,16 @@ def harness_servers() -> Iterator[tuple[str, str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["check"]:
+        # Its own parser and no server imports: a CI job or a pre-commit hook runs it bare.
+        from pitfalls.check.cli import run as check
+
+        return check(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m pitfalls", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list every pitfall with its ID")
+    commands.add_parser("check", help="find the pitfalls in source: check PATH… (see check -h)")
     run = commands.add_parser("run", help="run wrong and right side by side and print evidence")
     run.add_argument("ids", nargs="+", metavar="ID", help="PF001 … or all")
     run.add_argument(

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +37,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from patterns.db.engine import make_async_engine
 from patterns.db.queries import QueryCounter
-from patterns.testing import backends, hookspecs
+from patterns.testing import backends, hookspecs, nplusone, plans
+from patterns.testing.nplusone import pytest_addoption as pytest_addoption
+from patterns.testing.nplusone import pytest_runtest_call as pytest_runtest_call
+from patterns.testing.nplusone import pytest_unconfigure as pytest_unconfigure
+from patterns.testing.plans import QueryPlan
 from patterns.testing.queries import QueryAssertions
 
 RUN_ID = pytest.StashKey[str]()
@@ -76,6 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         config.stash[RUN_ID] = uuid.uuid4().hex[:10]
     config.addinivalue_line("markers", "kit_services: the test needs real PostgreSQL and Redis")
+    nplusone.configure(config)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -116,6 +121,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
                 f"kit harness: {kind}: {var} unset, no Docker engine → local binaries, "
                 "started on first use"
             )
+    lines.append(nplusone.report_header(config))
     return lines
 
 
@@ -374,4 +380,21 @@ def assert_max_queries(
     return QueryAssertions(db_engine).at_most
 
 
-__all__ = ["KitServices", "redis_db_lease", "truncate_all"]
+IndexAssertion = Callable[..., Awaitable[QueryPlan]]
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def assert_uses_index(db_session: AsyncSession) -> IndexAssertion:
+    """`await assert_uses_index(stmt, "ix_name")`: the plan on the test's own connection (so it
+    sees the test's rows and DDL) reads an index; see `patterns.testing.plans`."""
+    conn = await db_session.connection()
+
+    async def check(
+        statement: Any, index: str | None = None, *, natural: bool = False
+    ) -> QueryPlan:
+        return await plans.assert_uses_index(conn, statement, index, natural=natural)
+
+    return check
+
+
+__all__ = ["IndexAssertion", "KitServices", "redis_db_lease", "truncate_all"]
