@@ -1,7 +1,8 @@
 """What the exercises take as given: the shop's app factory, its session and its tokens.
 
 The learner's files import from here and from `patterns`; the checks build their small apps with
-`make_app`. Nothing here is an exercise: it is the stable ground the exercises stand on.
+`make_app` or `make_app_on`. Nothing here is an exercise: it is the stable ground the exercises
+stand on.
 """
 
 from __future__ import annotations
@@ -69,6 +70,17 @@ def make_app(*routers: APIRouter) -> FastAPI:
     install_error_handlers(app)
     for router in routers:
         app.include_router(router)
+    return app
+
+
+def make_app_on(session: AsyncSession, *routers: APIRouter) -> FastAPI:
+    """`make_app`, with every request given `session` (a check's own, rolled back after it)."""
+
+    async def override() -> AsyncIterator[AsyncSession]:
+        yield session
+
+    app = make_app(*routers)
+    app.dependency_overrides[get_session] = override
     return app
 
 

@@ -1,6 +1,5 @@
 """Exercise 2's check: what `POST /accounts` and `GET /accounts/{id}` answer, on a real table."""
 
-from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
 
@@ -11,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from learn.models import Account
-from learn.support import SessionDep, get_session, make_app
+from learn.support import SessionDep, make_app_on
 from patterns.testing import make_client
 
 FAST_HASH = "argon2-stand-in:"  # the check stores a marker, not a real hash: it is about schemas
@@ -35,12 +34,7 @@ def _app(learner: ModuleType, session: AsyncSession) -> FastAPI:
     async def read(account_id: int, session: SessionDep) -> Account | None:
         return await session.get(Account, account_id)
 
-    async def override() -> AsyncIterator[AsyncSession]:
-        yield session
-
-    app = make_app(router)
-    app.dependency_overrides[get_session] = override
-    return app
+    return make_app_on(session, router)
 
 
 @pytest.mark.integration

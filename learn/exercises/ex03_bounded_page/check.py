@@ -1,25 +1,14 @@
 """Exercise 3's check: out-of-range pages are a 422, and walking the pages visits each row once."""
 
-from collections.abc import AsyncIterator
 from types import ModuleType
 
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from learn.models import Product
-from learn.support import get_session, make_app
+from learn.support import make_app_on
 from patterns.testing import make_client
-
-
-def _app(learner: ModuleType, session: AsyncSession) -> FastAPI:
-    async def override() -> AsyncIterator[AsyncSession]:
-        yield session
-
-    app = make_app(learner.router)
-    app.dependency_overrides[get_session] = override
-    return app
 
 
 @pytest.mark.integration
@@ -29,7 +18,9 @@ def _app(learner: ModuleType, session: AsyncSession) -> FastAPI:
 async def test_out_of_range_is_a_422(
     learner: ModuleType, db_session: AsyncSession, query: dict[str, str]
 ) -> None:
-    async with make_client(_app(learner, db_session), raise_app_exceptions=False) as client:
+    async with make_client(
+        make_app_on(db_session, learner.router), raise_app_exceptions=False
+    ) as client:
         response = await client.get("/products", params=query)
     asked = "&".join(f"{k}={v}" for k, v in query.items())
     assert response.status_code == 422, (
@@ -42,7 +33,7 @@ async def test_out_of_range_is_a_422(
 async def test_the_default_page_is_small(learner: ModuleType, db_session: AsyncSession) -> None:
     db_session.add_all(Product(name=f"p{i}", category="tools", price_cents=100) for i in range(30))
     await db_session.flush()
-    async with make_client(_app(learner, db_session), db_session) as client:
+    async with make_client(make_app_on(db_session, learner.router), db_session) as client:
         body = (await client.get("/products")).json()
     assert len(body["items"]) <= 20, (
         f"with no limit asked, the page held {len(body['items'])} rows; default to 20"
@@ -58,7 +49,7 @@ async def test_pages_visit_every_row_once(learner: ModuleType, db_session: Async
     changed = [p.id for p in products[:5]]
     await db_session.execute(update(Product).where(Product.id.in_(changed)).values(price_cents=150))
     seen: list[int] = []
-    async with make_client(_app(learner, db_session), db_session) as client:
+    async with make_client(make_app_on(db_session, learner.router), db_session) as client:
         for skip in range(0, 25, 10):
             body = (await client.get("/products", params={"skip": skip, "limit": 10})).json()
             assert body["total"] == 25, f"total says {body['total']}, the table has 25 rows"

@@ -1,6 +1,5 @@
 """Exercise 4's check: the filters select the right rows and every bad value is a 422."""
 
-from collections.abc import AsyncIterator
 from types import ModuleType
 
 import pytest
@@ -8,7 +7,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from learn.models import Product
-from learn.support import get_session, make_app
+from learn.support import make_app_on
 from patterns.testing import make_client
 
 
@@ -23,12 +22,7 @@ async def _app(learner: ModuleType, session: AsyncSession) -> FastAPI:
     )
     await session.flush()
 
-    async def override() -> AsyncIterator[AsyncSession]:
-        yield session
-
-    app = make_app(learner.router)
-    app.dependency_overrides[get_session] = override
-    return app
+    return make_app_on(session, learner.router)
 
 
 @pytest.mark.integration

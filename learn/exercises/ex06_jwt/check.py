@@ -1,6 +1,6 @@
 """Exercise 6's check: `GET /me` with tokens a client could send, on a real accounts table."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Annotated
@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from learn.models import Account
-from learn.support import SECRET, SessionDep, get_session, make_app
+from learn.support import SECRET, SessionDep, make_app_on
 from patterns.errors import NotFoundError
 from patterns.testing import make_client
 
@@ -32,11 +32,7 @@ async def _setup(learner: ModuleType, session: AsyncSession) -> tuple[FastAPI, A
             raise NotFoundError()
         return {"email": found.email}
 
-    async def override() -> AsyncIterator[AsyncSession]:
-        yield session
-
-    app = make_app(router)
-    app.dependency_overrides[get_session] = override
+    app = make_app_on(session, router)
     return app, account
 
 

@@ -1,6 +1,5 @@
 """Exercise 7's check: who gets what from `GET /admin/report`, with accounts in a real table."""
 
-from collections.abc import AsyncIterator
 from types import ModuleType
 
 import pytest
@@ -8,7 +7,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from learn.models import Account
-from learn.support import access_token_for, get_session, make_app
+from learn.support import access_token_for, make_app_on
 from patterns.testing import make_client
 
 
@@ -23,11 +22,7 @@ async def _setup(learner: ModuleType, session: AsyncSession) -> tuple[FastAPI, d
     async def report() -> dict[str, int]:
         return {"orders": 42}
 
-    async def override() -> AsyncIterator[AsyncSession]:
-        yield session
-
-    app = make_app(router)
-    app.dependency_overrides[get_session] = override
+    app = make_app_on(session, router)
     headers = {
         "admin": f"Bearer {access_token_for(admin)}",
         "user": f"Bearer {access_token_for(user)}",

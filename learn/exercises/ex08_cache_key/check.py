@@ -1,7 +1,6 @@
 """Exercise 8's check: a cached `GET /me/orders` on real Redis, for two accounts and pages."""
 
 import json
-from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from learn.models import Account
-from learn.support import access_token_for, get_session, make_app, optional_account
+from learn.support import access_token_for, make_app_on, optional_account
 from patterns.testing import make_client
 
 
@@ -39,11 +38,7 @@ class Shop:
             await redis.set(key, json.dumps(body), ex=60)
             return body
 
-        async def override() -> AsyncIterator[AsyncSession]:
-            yield session
-
-        self.app: FastAPI = make_app(router)
-        self.app.dependency_overrides[get_session] = override
+        self.app: FastAPI = make_app_on(session, router)
         self.session = session
 
     async def login(self, email: str) -> dict[str, str]:

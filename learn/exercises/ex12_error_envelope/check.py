@@ -1,6 +1,5 @@
 """Exercise 12's check: what a client sees from `POST /products/{id}/reserve`."""
 
-from collections.abc import AsyncIterator
 from types import ModuleType
 
 import pytest
@@ -8,7 +7,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from learn.models import Product
-from learn.support import SessionDep, get_session, make_app
+from learn.support import SessionDep, make_app_on
 from patterns.errors import NotFoundError
 from patterns.testing import make_client
 
@@ -28,11 +27,7 @@ async def _setup(learner: ModuleType, session: AsyncSession) -> tuple[FastAPI, P
         await session.flush()
         return {"stock": found.stock}
 
-    async def override() -> AsyncIterator[AsyncSession]:
-        yield session
-
-    app = make_app(router)
-    app.dependency_overrides[get_session] = override
+    app = make_app_on(session, router)
     return app, product
 
 
