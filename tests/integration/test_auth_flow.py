@@ -30,6 +30,12 @@ LOGOUT = "/api/v1/auth/logout"
 ME = "/api/v1/users/me"
 
 
+def _assert_error(response: Response, status: int, code: str) -> None:
+    """The response is the kit's error envelope with this status and code."""
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+
+
 async def _users(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(User)) or 0)
 
@@ -74,8 +80,7 @@ async def test_duplicate_email_in_any_case_is_409_and_writes_nothing(
     assert r.status_code == 201
     before = await _users(db_session)
     r = await client.post(REGISTER, json={"email": variant, "password": "password-2"})
-    assert r.status_code == 409
-    assert r.json()["error"]["code"] == "email_taken"
+    _assert_error(r, 409, "email_taken")
     assert await _users(db_session) == before
 
 
@@ -97,8 +102,7 @@ async def test_malformed_registration_is_422_in_the_envelope_and_writes_nothing(
     client: AsyncClient, db_session: AsyncSession, payload: dict[str, object]
 ) -> None:
     r = await client.post(REGISTER, json=payload)
-    assert r.status_code == 422, r.text
-    assert r.json()["error"]["code"] == "validation_error"
+    _assert_error(r, 422, "validation_error")
     assert await _users(db_session) == 0
 
 
@@ -121,8 +125,7 @@ async def test_login_with_a_nul_in_the_email_is_the_usual_401_not_a_500(
 ) -> None:
     account = await make_account()
     r = await client.post(LOGIN, data={"username": username, "password": account.password})
-    assert r.status_code == 401, r.text
-    assert r.json()["error"]["code"] == "invalid_credentials"
+    _assert_error(r, 401, "invalid_credentials")
 
 
 async def test_login_email_is_case_insensitive(
@@ -142,8 +145,7 @@ async def test_inactive_user_cannot_log_in(
     r = await client.post(
         LOGIN, data={"username": account.user.email, "password": account.password}
     )
-    assert r.status_code == 403
-    assert r.json()["error"]["code"] == "user_inactive"
+    _assert_error(r, 403, "user_inactive")
 
 
 async def test_bcrypt_hash_still_verifies_and_is_upgraded_to_argon2_at_login(
@@ -188,8 +190,7 @@ async def test_refresh_rotates_and_a_refresh_token_works_only_once(
     again = await client.post(
         "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
     )
-    assert again.status_code == 401
-    assert again.json()["error"]["code"] == "token_revoked"
+    _assert_error(again, 401, "token_revoked")
 
 
 async def test_racing_refreshes_with_one_token_let_exactly_one_through(
@@ -226,8 +227,7 @@ async def test_logout_revokes_access_and_refresh_tokens(
     )
     assert r.status_code == 204
     r = await client.get("/api/v1/users/me", headers=headers)
-    assert r.status_code == 401
-    assert r.json()["error"]["code"] == "token_revoked"
+    _assert_error(r, 401, "token_revoked")
     r = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert r.status_code == 401
     # Revocation lasts as long as the token would have lived, no longer.
@@ -296,8 +296,7 @@ async def test_a_body_over_the_limit_is_413_in_the_envelope_and_writes_nothing(
 ) -> None:
     huge = {"email": "big@example.com", "password": "x" * (settings.max_body_bytes + 1)}
     r = await client.post(REGISTER, json=huge)
-    assert r.status_code == 413
-    assert r.json()["error"]["code"] == "payload_too_large"
+    _assert_error(r, 413, "payload_too_large")
     assert await _users(db_session) == 0
 
 
@@ -352,12 +351,10 @@ async def test_a_new_password_refuses_every_token_issued_before_it(
     assert "credentials_version" not in r.json()
     for tokens in (this_device, stolen):
         r = await client.get(ME, headers=_bearer(tokens))
-        assert r.status_code == 401
-        assert r.json()["error"]["code"] == "credentials_changed"
+        _assert_error(r, 401, "credentials_changed")
         assert r.headers["WWW-Authenticate"] == "Bearer"
         r = await client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
-        assert r.status_code == 401
-        assert r.json()["error"]["code"] == "credentials_changed"
+        _assert_error(r, 401, "credentials_changed")
     # Logged in again at once (very likely within the same second as the change: the token's
     # version, not its `iat`, is compared), the new pair works and rotates.
     fresh = await _login(client, email, "brand-new-pass")
@@ -501,12 +498,10 @@ async def test_a_replayed_refresh_token_ends_every_token_of_its_login(
         other_device = await _log_in(c, account)
         thief = (await _refresh(c, stolen["refresh_token"])).json()
         replay = await _refresh(c, stolen["refresh_token"])
-        assert replay.status_code == 401
-        assert replay.json()["error"]["code"] == "refresh_token_reused"
+        _assert_error(replay, 401, "refresh_token_reused")
         assert (await c.get(ME, headers=_bearer(thief))).status_code == 401
         r = await _refresh(c, thief["refresh_token"])
-        assert r.status_code == 401
-        assert r.json()["error"]["code"] == "token_revoked"
+        _assert_error(r, 401, "token_revoked")
         assert (await c.get(ME, headers=_bearer(other_device))).status_code == 200
         assert (await _refresh(c, other_device["refresh_token"])).status_code == 200
 
@@ -520,8 +515,7 @@ async def test_a_reuse_within_the_grace_window_is_refused_without_ending_the_log
     tokens = await _log_in(client, account)
     rotated = (await _refresh(client, tokens["refresh_token"])).json()
     retry = await _refresh(client, tokens["refresh_token"])
-    assert retry.status_code == 401
-    assert retry.json()["error"]["code"] == "token_revoked"
+    _assert_error(retry, 401, "token_revoked")
     assert (await client.get(ME, headers=_bearer(rotated))).status_code == 200
     assert (await _refresh(client, rotated["refresh_token"])).status_code == 200
 
@@ -534,8 +528,7 @@ async def test_logout_ends_the_login_including_refresh_tokens_not_sent(
     rotated = (await _refresh(client, first["refresh_token"])).json()
     assert (await client.post(LOGOUT, headers=_bearer(rotated))).status_code == 204
     r = await _refresh(client, rotated["refresh_token"])  # never sent to logout
-    assert r.status_code == 401
-    assert r.json()["error"]["code"] == "token_revoked"
+    _assert_error(r, 401, "token_revoked")
     assert (await client.get(ME, headers=_bearer(first))).status_code == 401
 
 
