@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 
@@ -41,10 +42,13 @@ def wait_until(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     interval: float = 0.05,
     ignore: tuple[type[BaseException], ...] = (),
+    process: subprocess.Popen[bytes] | None = None,
 ) -> None:
     """Call `condition` every `interval` seconds until it returns something truthy; fail the
     test after `timeout_s` seconds ("timed out waiting for {what}"). Exceptions in `ignore`
-    raised by `condition` count as "not yet" (a server that does not accept connections yet)."""
+    raised by `condition` count as "not yet" (a server that does not accept connections yet).
+    With `process` (the subprocess that should bring the state about), its exit fails the test
+    at once instead of after the whole timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -52,6 +56,8 @@ def wait_until(
                 return
         except ignore:
             pass
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the process exited ({process.returncode}) before {what}")
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
         time.sleep(interval)  # the polling interval; the loop checks the state itself

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urldefrag, urlsplit
@@ -23,6 +22,7 @@ from urllib.parse import urldefrag, urlsplit
 import httpx
 import pytest
 
+from patterns.testing import wait_until
 from patterns.testing.backends import free_port
 
 pytestmark = pytest.mark.slow
@@ -49,16 +49,6 @@ def chromium_path() -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def wait_until(answers: Callable[[], bool], what: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not answers():
-        if proc.poll() is not None:
-            pytest.fail(f"{what} exited ({proc.returncode}) before answering")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def http_ok(url: str) -> Callable[[], bool]:
@@ -133,7 +123,12 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(http_ok(f"{base}/health/live"), "the embedded server", proc)
+        wait_until(
+            http_ok(f"{base}/health/live"),
+            "the embedded server to answer",
+            timeout_s=WAIT_S,
+            process=proc,
+        )
         yield base
     finally:
         stop(proc)
@@ -153,7 +148,12 @@ def docs_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(http_ok(f"{base}/"), "the docs site's server", proc)
+        wait_until(
+            http_ok(f"{base}/"),
+            "the docs site's server to answer",
+            timeout_s=WAIT_S,
+            process=proc,
+        )
         yield base
     finally:
         stop(proc)

@@ -16,27 +16,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from patterns.testing import wait_until
 from patterns.testing.backends import free_port
 
 pytestmark = pytest.mark.slow
 
 WAIT_S = 60
-
-
-def wait_for(condition: Callable[[], bool], what: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited ({proc.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +41,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=out)
     try:
-        wait_for(lambda: "Application startup complete" in log.read_text(), "start-up", proc)
+        wait_until(
+            lambda: "Application startup complete" in log.read_text(),
+            "start-up",
+            timeout_s=WAIT_S,
+            process=proc,
+        )
         yield log.read_text(), workdir
     finally:
         proc.send_signal(signal.SIGTERM)

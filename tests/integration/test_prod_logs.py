@@ -14,7 +14,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from patterns.testing import wait_until
 from patterns.testing.backends import free_port
 from reference_app.core.celery_app import create_celery_app
 from reference_app.core.config import Settings
@@ -29,16 +29,6 @@ from reference_app.core.config import Settings
 pytestmark = pytest.mark.slow
 
 WAIT_S = 60
-
-
-def poll(condition: Callable[[], bool], what: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if proc.poll() is not None:
-            pytest.fail(f"the process exited ({proc.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def prod_env(database_url: str, redis_url: str) -> dict[str, str]:
@@ -76,7 +66,7 @@ def run_until(
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr)
     try:
-        poll(ready, what, proc)
+        wait_until(ready, what, timeout_s=WAIT_S, process=proc)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=WAIT_S)

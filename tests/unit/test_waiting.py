@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import pytest
 
@@ -31,6 +33,13 @@ def test_ignored_errors_count_as_not_yet_and_others_propagate() -> None:
     wait_until(flaky, "a server", interval=0, ignore=(ConnectionError,))
     with pytest.raises(ZeroDivisionError):
         wait_until(lambda: 1 / 0, "a bug", interval=0, ignore=(ConnectionError,))
+
+
+def test_the_process_exiting_fails_at_once_with_its_exit_code() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    proc.wait()
+    with pytest.raises(pytest.fail.Exception, match=r"exited \(3\) before the server"):
+        wait_until(lambda: False, "the server", timeout_s=60, interval=0, process=proc)
 
 
 async def test_wait_until_async_awaits_coroutine_conditions() -> None:
