@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from loadtests.processes import stop_group
+
 STACK = Path(__file__).resolve().parent / "stack"
 RULES = STACK / "prometheus" / "rules.yml"
 DASHBOARD = STACK / "grafana" / "dashboards" / "kit.json"
@@ -294,13 +296,7 @@ def replay(results: Path) -> Iterator[tuple[Api, float, float]]:
         api.wait_ready(60, proc)
         yield api, float(window["start"]), float(window["end"])
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_group(proc, 30)
         log.close()
 
 

@@ -56,6 +56,7 @@ from sqlalchemy.engine import make_url
 from loadtests import accounts, observe, profiling
 from loadtests import compare as compare_runs
 from loadtests.accounts import Account
+from loadtests.processes import stop_group
 from patterns.testing import backends
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -564,52 +565,12 @@ class Processes:
     def stop_all(self, timeout: float = 15.0) -> None:
         for name, proc, out in reversed(self._started):
             try:
-                _stop_group(proc, timeout)
+                stop_group(proc, timeout)
             except Exception as exc:  # keep stopping the others
                 print(f"load: could not stop {name}: {exc}", file=sys.stderr)
             finally:
                 out.close()
         self._started.clear()
-
-
-_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
-
-
-def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM to the child's process group, SIGKILL to what is left of it in time; returns
-    once no live process of the group remains (so its ports are free)."""
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        pgid = None
-    if proc.poll() is None and pgid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout)
-    if pgid is None:
-        return
-    # The leader may have exited before its children (uvicorn's workers): sweep the group.
-    deadline = time.monotonic() + timeout
-    while _live_members(pgid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"process group {pgid} survived SIGKILL")
-        time.sleep(0.05)
-    proc.poll()  # reap the leader if it was ours and is gone
-
-
-def _live_members(pgid: int) -> list[int]:
-    """Processes of group `pgid` that are not zombies."""
-    members: list[int] = []
-    for proc in psutil.process_iter(["status"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.info["status"] not in _GONE:
-                members.append(proc.pid)
-        except OSError:  # gone meanwhile
-            continue
-    return members
 
 
 def wait_ready(

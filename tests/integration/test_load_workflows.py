@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import uuid
@@ -28,6 +27,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from loadtests import compare, observe, run
+from loadtests.processes import stop_group
 from patterns.testing.backends import free_port
 from patterns.testing.plugin import KitServices
 
@@ -57,16 +57,6 @@ def _stack_env(database_url: str, redis_url: str) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
     )
     return env
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +118,7 @@ def deployment(
         yield Deployment(urls[0], urls[1], database_url, accounts_csv)
     finally:
         for proc in started:
-            _stop(proc)
+            stop_group(proc, 20)
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
@@ -249,7 +239,7 @@ def test_master_and_two_workers_on_loopback_merge_their_statistics(
             assert worker.returncode == 0, outputs[-1]
     finally:
         for worker in workers:
-            _stop(worker)
+            stop_group(worker, 20)
     assert code in (0, 1), (results / "locust.log").read_text()
     summary = json.loads((results / "summary.json").read_text())
     reported = summary["workers"]

@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -32,6 +31,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from loadtests.processes import stop_group
 from patterns.testing import wait_until_async
 from patterns.testing.backends import free_port
 from patterns.testing.plugin import truncate_all
@@ -168,17 +168,6 @@ async def _seed(server: LiveServer) -> None:
         server.order_id = int(r.json()["id"])
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def committed_by_server(db_engine: AsyncEngine, redis_url: str) -> AsyncIterator[None]:
     """Empty tables (ids from 1: the fuzzer's small ids then hit the seeded rows) and Redis
@@ -221,7 +210,7 @@ def server_process(
     try:
         yield proc, server
     finally:
-        _stop(proc)
+        stop_group(proc, 30)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
