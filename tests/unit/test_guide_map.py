@@ -228,20 +228,19 @@ def outline() -> Outline:
 # --- the map against the guide ----------------------------------------------------------------
 
 
-def test_every_guide_heading_is_in_the_map(
-    guide_map: dict[str, list[dict[str, Any]]], outline: Outline
+@pytest.mark.parametrize(
+    ("table", "field", "what"),
+    [("section", "heading", "heading"), ("snippet", "guide", "snippet path")],
+    ids=["headings", "snippets"],
+)
+def test_every_guide_heading_and_snippet_path_is_in_the_map(
+    guide_map: dict[str, list[dict[str, Any]]], outline: Outline, table: str, field: str, what: str
 ) -> None:
-    mapped = {s.get("heading") for s in guide_map["section"]}
-    missing = [h for h in outline.headings if h not in mapped]
-    assert not missing, _report([f"guide heading not in the map: {h}" for h in missing])
-
-
-def test_every_guide_snippet_path_is_in_the_map(
-    guide_map: dict[str, list[dict[str, Any]]], outline: Outline
-) -> None:
-    mapped = {s.get("guide") for s in guide_map["snippet"]}
-    missing = [p for p in outline.snippets if p not in mapped]
-    assert not missing, _report([f"guide snippet path not in the map: {p}" for p in missing])
+    """Each `[[section]]` names a guide heading, each `[[snippet]]` a guide snippet path."""
+    mapped = {s.get(field) for s in guide_map[table]}
+    in_guide = outline.headings if table == "section" else outline.snippets
+    missing = [name for name in in_guide if name not in mapped]
+    assert not missing, _report([f"guide {what} not in the map: {name}" for name in missing])
 
 
 def test_the_map_names_only_what_the_guide_has_once_and_in_its_order(
