@@ -35,6 +35,7 @@ from urllib.parse import urlencode
 import gevent
 from locust import FastHttpUser, between, events, task
 from locust.argument_parser import LocustArgumentParser
+from locust.contrib.fasthttp import FastHttpSession, ResponseContextManager
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -54,6 +55,17 @@ _GIVEN_USERS = [(a.email, a.password) for a in _GIVEN if a.role != accounts.MANA
 _GIVEN_MANAGER = next(((a.email, a.password) for a in _GIVEN if a.role == accounts.MANAGER), None)
 # Distributed mode, on the master: requests each worker reported (client id → count).
 _worker_requests: dict[str, int] = {}
+
+
+def log_in(client: FastHttpSession, email: str, password: str, name: str) -> ResponseContextManager:
+    """POST the login form under the row `name`; the caller judges the answer (`catch_response`)."""
+    return client.post(
+        LOGIN_URL,
+        data=urlencode({"username": email, "password": password}),
+        headers=FORM,
+        name=name,
+        catch_response=True,
+    )
 
 
 def _add_arguments(parser: LocustArgumentParser) -> None:
@@ -164,13 +176,7 @@ class _LoggedIn(FastHttpUser):
 
     def on_start(self) -> None:
         email, password = self.account()
-        with self.client.post(
-            LOGIN_URL,
-            data=urlencode({"username": email, "password": password}),
-            headers=FORM,
-            name="auth: POST /api/v1/auth/login",
-            catch_response=True,
-        ) as response:
+        with log_in(self.client, email, password, name="auth: POST /api/v1/auth/login") as response:
             if response.status_code != 200:
                 response.failure(f"login as {email}: {response.status_code} {response.text}")
                 # A user without a token would only produce 401s that measure nothing.
@@ -283,12 +289,8 @@ class RateLimitProbe(FastHttpUser):
     @task
     def login(self) -> None:
         email, password = GUIDE_ACCOUNT
-        with self.client.post(
-            LOGIN_URL,
-            data=urlencode({"username": email, "password": password}),
-            headers=FORM,
-            name="ratelimit-allowed: POST /api/v1/auth/login",
-            catch_response=True,
+        with log_in(
+            self.client, email, password, name="ratelimit-allowed: POST /api/v1/auth/login"
         ) as response:
             if response.status_code == 429:
                 # The expected answer past the limit: counted in its own row, and it must be
