@@ -32,6 +32,8 @@ class Link:
 
 ITEM_ID = {"item_id": "$response.body#/id"}
 ORDER_ITEM = {"item_id": "$response.body#/item_id"}
+ORDER_ID = {"order_id": "$response.body#/id"}
+USER_ID = {"user_id": "$response.body#/id"}
 CREATED_ITEM = ("post", "/items", "201")
 CREATED_ORDER = ("post", "/orders", "201")
 REPLAYED_ORDER = ("post", "/orders", "200")
@@ -53,21 +55,11 @@ LINKS: tuple[Link, ...] = (
     Link("OrderOne", STOCKED, ("post", "/orders"), request_body=ORDER_ONE),
     Link("GetStockedItem", STOCKED, ("get", "/items/{item_id}"), parameters=ORDER_ITEM),
     *(
-        Link(
-            "GetOrder",
-            source,
-            ("get", "/orders/{order_id}"),
-            parameters={"order_id": "$response.body#/id"},
-        )
+        Link("GetOrder", source, ("get", "/orders/{order_id}"), parameters=ORDER_ID)
         for source in (CREATED_ORDER, REPLAYED_ORDER)
     ),
     *(
-        Link(
-            "UpdateUser",
-            source,
-            ("patch", "/admin/users/{user_id}"),
-            parameters={"user_id": "$response.body#/id"},
-        )
+        Link("UpdateUser", source, ("patch", "/admin/users/{user_id}"), parameters=USER_ID)
         for source in (REGISTERED, CREATED_USER)
     ),
     *(
