@@ -15,7 +15,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,10 +100,9 @@ def test_the_start_up_lines_are_enough_to_order_and_see_it_processed(
         order = httpx.get(f"{order_url}/{created.json()['id']}", headers=auth).json()
         return bool(order["status"] == "processed")
 
-    deadline = time.monotonic() + int(delay.group(1)) + WAIT_S
-    while not processed():
-        assert time.monotonic() < deadline, "the order was not processed in time"
-        time.sleep(0.2)
+    wait_until(
+        processed, "the order to be processed", timeout_s=int(delay.group(1)) + WAIT_S, interval=0.2
+    )
 
     # Registering is the other way in, at the printed path.
     register = re.search(r"POST (/\S+)", line_starting(output, "Demo logins:"))
