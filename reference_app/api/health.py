@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from patterns.errors import ServiceUnavailableError, error_responses
+from patterns.responses import json_body
 from reference_app.core.state import app_state
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -21,10 +22,14 @@ class HealthStatus(BaseModel):
     checks: dict[str, Literal["ok"]] = {}
 
 
+# The answer never changes: written once, sent as bytes (a probe costs what a bare route does).
+_LIVE_BODY = HealthStatus(status="ok").model_dump_json().encode()
+
+
 @router.get("/live", response_model=HealthStatus)
-async def live() -> HealthStatus:
+async def live() -> Response:
     """The process is up and serving."""
-    return HealthStatus(status="ok")
+    return json_body(_LIVE_BODY)
 
 
 async def _check_database(request: Request) -> None:
