@@ -42,6 +42,7 @@ async def test_a_memory_hit_is_the_stored_bytes_and_never_reaches_the_endpoint()
         cache.memory.set(cache.key(SPEC, {"n": 1}), b'{"cached":true}', 5)
         hit = await c.get("/hot")
         posted = await c.post("/hot")
+    assert posted.content == b'"from the endpoint"'
     assert miss.content == b'"from the endpoint"'
     assert hit.status_code == 200
     assert hit.content == b'{"cached":true}'
