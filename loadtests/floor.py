@@ -77,7 +77,7 @@ TARGETS = (
     Target("item by id (bare)", "bare", "/items/{id}"),
     Target("item by id", "kit", "/api/v1/items/{id}", uses_db=True),
     Target("100 items (bare)", "bare", "/items?limit=100"),
-    Target("100 items (template)", "bare", "/template/items?limit=100"),
+    Target("100 items (template)", "bare", "/template/items?limit=100", auth=True),
     Target("100 items", "kit", "/api/v1/items?limit=100", uses_db=True),
 )
 # (what, numerator, denominator, the acceptance floor or None)
@@ -125,6 +125,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--only", nargs="*", help="endpoint names to run (default: all)")
     p.add_argument("--set", action="append", default=[], metavar="KIT_X=V", help="kit setting")
     p.add_argument("--json", type=Path, help="also write the samples here")
+    p.add_argument(
+        "--steps", type=int, default=0, metavar="N",
+        help="first time each step of a 100-item page in process, N rounds (then no load)",
+    )  # fmt: skip
     p.add_argument(
         "--profile", type=Path, metavar="DIR",
         help="py-spy each kit endpoint during round 1; stacks and top functions in DIR",
@@ -297,6 +301,48 @@ def pool_opened(kit: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
+async def _page_steps(database_url: str, rounds: int) -> dict[str, float]:
+    """Median microseconds of each step of a 100-item page, in this process: the query (rows
+    as tuples), the ORM (the same rows as `Item` objects), pydantic (100 `ItemResponse`s read
+    by attribute, from column rows and from ORM objects) and JSON (the page written)."""
+    from sqlalchemy import func, select
+
+    from patterns.db import Database
+    from patterns.pagination import Page, PageParams
+    from reference_app.models.item import Item
+    from reference_app.schemas.item import ItemResponse
+
+    database = Database.from_url(database_url, pool_size=1, max_overflow=0)
+    columns = [getattr(Item, a.key) for a in Item.__mapper__.column_attrs]
+    times: dict[str, list[float]] = {}
+
+    def timed(step: str, start: float) -> float:
+        now = time.perf_counter()
+        times.setdefault(step, []).append((now - start) * 1e6)
+        return now
+
+    try:
+        for _ in range(rounds):
+            async with database.read_sessionmaker() as session:
+                t = time.perf_counter()
+                total = await session.scalar(select(func.count()).select_from(Item)) or 0
+                t = timed("query: COUNT", t)
+                rows = (await session.execute(select(*columns).order_by(Item.id).limit(100))).all()
+                t = timed("query: 100 rows as tuples", t)
+                objects = (await session.scalars(select(Item).order_by(Item.id).limit(100))).all()
+                t = timed("query + ORM: 100 Item objects", t)
+                items = [ItemResponse.model_validate(r, from_attributes=True) for r in rows]
+                t = timed("pydantic: from column rows", t)
+                _ = [ItemResponse.model_validate(o) for o in objects]
+                t = timed("pydantic: from ORM objects", t)
+                page = Page.create(items, total, PageParams(skip=0, limit=100))
+                page.model_dump_json(by_alias=True)
+                timed("JSON: the page, by pydantic", t)
+    finally:
+        await database.dispose()
+    return {step: statistics.median(values) for step, values in times.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("wrk") is None:
@@ -308,6 +354,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for step in (["migrate"], ["seed", "--users", "5", "--items", str(args.items), "--force"]):
         subprocess.run([py, "-m", "reference_app", *step], env=env, cwd=ROOT, check=True,  # noqa: S603
                        stdout=subprocess.DEVNULL)  # fmt: skip
+    if args.steps:
+        import asyncio
+
+        steps = asyncio.run(_page_steps(args.database_url, args.steps))
+        print(f"a 100-item page, step by step (median of {args.steps}, in process):")
+        for step, micros in steps.items():
+            print(f"  {step:34} {micros:8.0f} us")
+        return 0
     kit = f"http://127.0.0.1:{args.kit_port}"
     bare = f"http://127.0.0.1:{args.bare_port}"
     bare_env = {**env, "FLOOR_DATABASE_URL": args.database_url}

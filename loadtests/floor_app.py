@@ -6,10 +6,12 @@ a bare FastAPI app as its documentation writes one, on the kit's own tables and 
   dependency; `session.get`; a `response_model` read from the ORM object).
 * `/items`: the same page as the kit's (a COUNT and a window of 100), bare.
 * `/template/items`: the page as the official full-stack template writes it (a plain `def`
-  endpoint on FastAPI's thread pool, a synchronous psycopg session, the template's default pool),
-  the stand-in for the template when it is not deployed beside the kit.
+  endpoint on FastAPI's thread pool, a synchronous psycopg session, SQLAlchemy's default pool,
+  the bearer token decoded and its user read from the database, as the template's `CurrentUser`
+  does), the stand-in for the template when it is not deployed beside the kit.
 
-Settings: `FLOOR_DATABASE_URL` (a `postgresql://` URL), `FLOOR_POOL_SIZE` (default 32, as the kit).
+Settings: `FLOOR_DATABASE_URL` (a `postgresql://` URL), `FLOOR_POOL_SIZE` (default 32, as the kit),
+`KIT_SECRET_KEY` (the kit's, so the stand-in accepts the kit's tokens).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Query
+import jwt
+from fastapi import Depends, FastAPI, Header, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
@@ -28,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from patterns.db.engine import async_url, sync_url
 from reference_app.models.item import Item
+from reference_app.models.user import User
 
 _URL = os.environ.get("FLOOR_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/kit_floor")
 _POOL = int(os.environ.get("FLOOR_POOL_SIZE", "32"))
@@ -68,6 +72,23 @@ def get_sync_session() -> Iterator[Session]:
 
 AsyncSessionDep = Annotated[AsyncSession, Depends(get_session)]
 SyncSessionDep = Annotated[Session, Depends(get_sync_session)]
+_SECRET = os.environ.get("KIT_SECRET_KEY", "")
+
+
+def get_current_user(session: SyncSessionDep, authorization: Annotated[str, Header()]) -> User:
+    """The template's `get_current_user`: decode the bearer token, read its user."""
+    token = authorization.removeprefix("Bearer ")
+    try:
+        claims = jwt.decode(token, _SECRET, algorithms=["HS256"], options={"verify_aud": False})
+    except jwt.InvalidTokenError:
+        raise HTTPException(status_code=403, detail="Could not validate credentials") from None
+    user = session.get(User, int(claims["sub"]))
+    if user is None:
+        raise HTTPException(status_code=404, detail="User not found")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 @app.get("/ping")
@@ -94,7 +115,10 @@ async def read_items(
 
 @app.get("/template/items", response_model=ItemsPage)
 def read_items_template(
-    session: SyncSessionDep, skip: int = 0, limit: Annotated[int, Query(le=100)] = 100
+    session: SyncSessionDep,
+    current_user: CurrentUser,
+    skip: int = 0,
+    limit: Annotated[int, Query(le=100)] = 100,
 ) -> ItemsPage:
     count = session.execute(select(func.count()).select_from(Item)).scalar_one()
     rows = session.scalars(select(Item).offset(skip).limit(limit)).all()
