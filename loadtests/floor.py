@@ -333,6 +333,8 @@ async def _page_steps(database_url: str, rounds: int) -> dict[str, float]:
                 t = timed("query + ORM: 100 Item objects", t)
                 items = [ItemResponse.model_validate(r, from_attributes=True) for r in rows]
                 t = timed("pydantic: from column rows", t)
+                _ = [ItemResponse.model_validate(r._mapping) for r in rows]
+                t = timed("pydantic: from row mappings", t)
                 _ = [ItemResponse.model_validate(o) for o in objects]
                 t = timed("pydantic: from ORM objects", t)
                 page = Page.create(items, total, PageParams(skip=0, limit=100))

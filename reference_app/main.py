@@ -213,6 +213,7 @@ def create_app(
     # (added last, so outermost: the id is bound for every line this one logs).
     install_observability(app, metrics=HTTP_METRICS)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(health.LivenessMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(api_router, prefix=settings.api_v1_prefix)
