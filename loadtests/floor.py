@@ -176,7 +176,7 @@ def sessions_so_far(conn: psycopg.Connection[tuple[object, ...]], database: str)
     row = conn.execute(
         "SELECT sessions FROM pg_stat_database WHERE datname = %s", (database,)
     ).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
+    return int(str(row[0])) if row and row[0] is not None else 0
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -359,10 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.steps:
         import asyncio
 
-        steps = asyncio.run(_page_steps(args.database_url, args.steps))
+        costs = asyncio.run(_page_steps(args.database_url, args.steps))
         print(f"a 100-item page, step by step (median of {args.steps}, in process):")
-        for step, micros in steps.items():
-            print(f"  {step:34} {micros:8.0f} us")
+        for what, micros in costs.items():
+            print(f"  {what:34} {micros:8.0f} us")
         return 0
     kit = f"http://127.0.0.1:{args.kit_port}"
     bare = f"http://127.0.0.1:{args.bare_port}"
