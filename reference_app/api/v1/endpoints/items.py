@@ -48,8 +48,9 @@ async def scroll_items(
 
 @router.get("/featured", response_model=list[ItemResponse])
 async def featured(session: ReadSessionDep, cache: CacheDep) -> Response:
-    """Featured items, cached (Redis, with a 5 s in-process tier); served from the database
-    when Redis is unreachable. Item writes drop it (`reference_app/services/items.py`)."""
+    """Featured items, cached (Redis, with a 5 s in-process tier whose hits are answered before
+    routing, `patterns/cache/edge.py`); served from the database when Redis is unreachable.
+    Item writes drop it (`reference_app/services/items.py`)."""
     # A hit is the stored JSON as it is, with no validation or serialisation per request.
     body = await cache.get_or_set_json(
         FEATURED,
