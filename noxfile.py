@@ -239,5 +239,13 @@ def docs(session: nox.Session) -> None:
         session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
 
 
+@nox.session
+def floor(session: nox.Session) -> None:
+    """The kit's hot paths beside a bare FastAPI app, in one run (`loadtests/floor.py`):
+    `nox -s floor -- --database-url URL --redis-url URL` (needs `wrk`; `-- --help`)."""
+    _install(session, "test", "load")
+    session.run("python", "-m", "loadtests.floor", *session.posargs)
+
+
 if __name__ == "__main__":
     nox.main()

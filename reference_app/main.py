@@ -13,7 +13,10 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
+from starlette.types import Scope
 
+from patterns.cache import Cache
+from patterns.cache.edge import MemoryHitMiddleware
 from patterns.db import Database, is_sqlite, session_scope
 from patterns.errors import install_error_handlers, is_unavailable
 from patterns.observability.metrics import mark_process_dead_if_multiprocess
@@ -23,6 +26,7 @@ from patterns.security import PasswordHasher
 from patterns.validation import BodySizeLimitMiddleware, SingleValuedQueryMiddleware
 from reference_app.api import health
 from reference_app.api.v1.api import api_router
+from reference_app.core.cache import edge_entries
 from reference_app.core.celery_app import create_celery_app
 from reference_app.core.config import Settings, get_settings
 from reference_app.core.errors import install_app_error_handlers
@@ -135,6 +139,12 @@ def _build_state(settings: Settings, database: Database | None, redis: Redis | N
     return state
 
 
+def _cache_of(scope: Scope) -> Cache | None:
+    """The app's cache once start-up has made its Redis parts, else None."""
+    parts: RedisParts | None = getattr(scope["app"].state.kit, "redis", None)
+    return parts.cache if parts is not None else None
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -197,11 +207,18 @@ def create_app(
     app.state.kit = state
     install_error_handlers(app)
     install_app_error_handlers(app)
+    # Inside the observability middleware, so a memory hit is timed, counted and logged too.
+    app.add_middleware(
+        MemoryHitMiddleware,
+        cache_of=_cache_of,
+        entries=edge_entries(settings.api_v1_prefix),
+    )
     # After the error handlers (their types are recorded), before the request-id middleware
     # (added last, so outermost: the id is bound for every line this one logs).
     install_observability(app, metrics=HTTP_METRICS)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SingleValuedQueryMiddleware)
+    app.add_middleware(health.LivenessMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health.router)
     app.include_router(api_router, prefix=settings.api_v1_prefix)

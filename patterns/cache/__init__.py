@@ -48,6 +48,8 @@ What it does and why:
   memory tier (`memory`), single flight (`flight`), the cross-process lock (`lock`), tagged
   writes (`store`), the invalidation backlog (`backlog`) and warming (`warming`); its tunables
   are one `CacheSettings`.
+* **Hits before routing**: `edge.MemoryHitMiddleware` answers a `GET` of a registered public
+  path from the memory tier (`Cache.memory_hit`) without the router and the dependencies.
 * **Warming**: `warm(entries)` computes and stores a list of `WarmEntry` ahead of traffic.
 * **Counters**: `hits`/`misses` take a Prometheus counter with a `namespace` label or a
   callable; patterns stays free of the app's metrics module.

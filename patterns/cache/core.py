@@ -148,6 +148,19 @@ class Cache:
 
     # --- reading ------------------------------------------------------------------------
 
+    def memory_hit(
+        self, spec: CacheSpec, parts: Mapping[str, Any] | None = None, *, principal: Any = None
+    ) -> bytes | None:
+        """The stored bytes for these inputs when this process's memory tier holds them
+        (counted as a hit), else None; never Redis, never a computation
+        (`patterns.cache.edge`)."""
+        if spec.memory_ttl is None:
+            return None
+        raw = self.memory.get(self.key(spec, parts, principal=principal))
+        if raw is not None:
+            self._signals.hit(spec)
+        return raw
+
     @overload
     async def get_or_set(
         self,

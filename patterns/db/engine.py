@@ -116,12 +116,17 @@ def _discard_closed(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
 def make_async_engine(
     url: str | URL,
     *,
-    pool_size: int = 10,
-    max_overflow: int = 10,
+    pool_size: int = 32,
+    max_overflow: int = 8,
     echo: bool = False,
     pre_ping: bool = False,
 ) -> AsyncEngine:
     """An engine that fails fast when the server is gone instead of hanging a request.
+
+    The pool: `pool_size` connections are kept once opened; up to `max_overflow` more are opened
+    under a burst and closed again on return. A `pool_size` below the requests a worker has in
+    flight at once makes every request past it open and close a connection (a PostgreSQL backend
+    started per request): size it from the worker's concurrency (docs/performance.md).
 
     No pre-ping by default: with asyncpg, SQLAlchemy's ping outside a transaction is three round
     trips (BEGIN, a statement, ROLLBACK) on every checkout, as many as a primary-key request
@@ -159,11 +164,21 @@ class Database:
 
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
+    read_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
 
     def __post_init__(self) -> None:
         # expire_on_commit=False: objects stay readable after the dependency commits, while
         # the response is serialised.
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Sessions for requests that only read, on the same pool, in autocommit: no BEGIN
+        # before the first statement and no COMMIT after the last, so a primary-key read is one
+        # round trip instead of three. Under READ COMMITTED (PostgreSQL's default) every
+        # statement reads its own snapshot inside a transaction too, so a read sees the same
+        # rows either way. A write through one of these would commit statement by statement:
+        # writes take `sessionmaker`.
+        self.read_sessionmaker = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
 
     @classmethod
     def from_url(cls, url: str | URL, **engine_kwargs: Any) -> Database:

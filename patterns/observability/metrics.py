@@ -210,7 +210,8 @@ def record_error_types(app: Starlette) -> None:
 
 
 class PoolMetrics:
-    """The database pool as gauges: connections in use and the pool's size, per process and
+    """The database pool as gauges: connections in use, the pool's size and its overflow, and a
+    counter of connections opened (churn), per process and
     summed over live workers (`livesum`), so a dashboard shows how close the pools run to full
     (the guide's "Connection Pooling").
 
@@ -233,11 +234,46 @@ class PoolMetrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.overflow = Gauge(
+            "db_pool_overflow_connections",
+            "Connections open beyond the pool's size (closed again when returned).",
+            ["pool"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        # A steady load should open none: a rising count means the pool is too small for the
+        # concurrency and every request past it starts a database backend.
+        self.opened = Counter(
+            "db_pool_connections_opened_total",
+            "Database connections the pool opened.",
+            ["pool"],
+            registry=registry,
+        )
 
     def track(self, engine: AsyncEngine, pool: str = "app") -> None:
-        """Follow `engine`'s pool through its checkout and checkin events."""
+        """Follow `engine`'s pool through its connect, checkout and checkin events."""
         checked_out = self.checked_out.labels(pool=pool)
+        overflow = self.overflow.labels(pool=pool)
+        opened = self.opened.labels(pool=pool)
         size = getattr(engine.sync_engine.pool, "size", None)
-        self.size.labels(pool=pool).set(size() if callable(size) else 0)
-        event.listen(engine.sync_engine, "checkout", lambda *_: checked_out.inc())
-        event.listen(engine.sync_engine, "checkin", lambda *_: checked_out.dec())
+        pool_size = size() if callable(size) else 0
+        self.size.labels(pool=pool).set(pool_size)
+        in_use = 0
+
+        def on_checkout(*_: Any) -> None:
+            nonlocal in_use
+            in_use += 1
+            checked_out.inc()
+            overflow.set(max(0, in_use - pool_size))
+
+        def on_checkin(*_: Any) -> None:
+            # A pool that is full closes a returned connection: what is past its size is overflow.
+            nonlocal in_use
+            in_use -= 1
+            checked_out.dec()
+            overflow.set(max(0, in_use - pool_size))
+
+        overflow.set(0)
+        event.listen(engine.sync_engine, "connect", lambda *_: opened.inc())
+        event.listen(engine.sync_engine, "checkout", on_checkout)
+        event.listen(engine.sync_engine, "checkin", on_checkin)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from patterns.cache import Cache, CacheSettings, CacheSpec
+from patterns.cache.edge import EdgeEntry
 from reference_app.core.metrics import CACHE_HITS, CACHE_MISSES
 
 FEATURED = CacheSpec("items.featured", ttl=300, memory_ttl=5)
@@ -27,3 +28,9 @@ def user_tag(user_id: int) -> str:
 
 def make_cache(redis: Redis) -> Cache:
     return Cache(redis, CacheSettings(prefix="kit"), hits=CACHE_HITS, misses=CACHE_MISSES)
+
+
+def edge_entries(api_prefix: str) -> dict[str, EdgeEntry]:
+    """The answers served from the memory tier before routing (`patterns.cache.edge`): the
+    featured items, with the key parts their endpoint uses."""
+    return {f"{api_prefix}/items/featured": EdgeEntry(FEATURED, {"limit": FEATURED_LIMIT})}

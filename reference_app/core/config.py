@@ -40,8 +40,12 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(default=100, ge=1, le=10_000)
     # After a Redis timeout or refused connection, skip Redis for this long (0: never skip).
     redis_circuit_open_s: float = Field(default=2.0, ge=0, le=60)
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    # Sized for the concurrency a worker is load-tested at (32 clients, docs/performance.md):
+    # each request holds at most one connection, so the pool never has to open one in a steady
+    # state. Connections open lazily: a quieter worker keeps fewer. Overflow connections are
+    # closed as soon as they are returned, so a pool that leans on them opens one per request.
+    db_pool_size: int = Field(default=32, ge=1, le=200)
+    db_max_overflow: int = Field(default=8, ge=0, le=200)
     db_echo: bool = False
 
     # Security.

@@ -28,4 +28,12 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for an endpoint that only reads: autocommit, one round trip per statement
+    (`patterns.db.Database.read_sessionmaker`)."""
+    async with session_scope(get_database(request).read_sessionmaker) as session:
+        yield session
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_db, scope="function")]

@@ -24,7 +24,7 @@ from patterns.security import TokenType
 from patterns.testing import make_client
 from patterns.testing.backends import free_port
 from reference_app.core.config import Settings
-from reference_app.core.db import get_db
+from reference_app.core.db import get_db, get_read_db
 from reference_app.core.mail import RecordingMailBackend
 from reference_app.core.redis import make_redis
 from reference_app.main import create_app
@@ -60,6 +60,7 @@ def app_on_session(
         await commit(db_session)
 
     application.dependency_overrides[get_db] = _test_db
+    application.dependency_overrides[get_read_db] = _test_db
     return application
 
 

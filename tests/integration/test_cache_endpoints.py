@@ -139,3 +139,25 @@ async def test_warm_cache_command_stores_featured_and_profiles(
     assert "3 entries stored, 0 failed" in done.stdout
     assert len(await redis_client.keys("kit:users.profile:*")) == 2
     assert len(await redis_client.keys("kit:items.featured:*")) == 1
+
+
+async def test_a_featured_memory_hit_is_timed_counted_and_logged_like_any_request(
+    client: AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    labels = {"method": "GET", "endpoint": FEATURED, "status": "200"}
+
+    def timed() -> float:
+        return REGISTRY.get_sample_value("http_request_duration_seconds_count", labels) or 0.0
+
+    first = await client.get(FEATURED)  # computed, and stored in the memory tier
+    hits, before = _count("cache_hits_total", "items.featured"), timed()
+    with caplog.at_level("INFO", logger="patterns.observability.access"):
+        hit = await client.get(FEATURED, headers={"X-Request-ID": "edge-hit-1"})
+    assert hit.status_code == 200
+    assert hit.content == first.content
+    assert hit.headers["content-type"] == "application/json"
+    assert hit.headers["X-Request-ID"] == "edge-hit-1"
+    assert _count("cache_hits_total", "items.featured") == hits + 1
+    assert timed() == before + 1
+    access = [r.getMessage() for r in caplog.records if r.name == "patterns.observability.access"]
+    assert [line for line in access if "edge-hit-1" in line] == [access[-1]]

@@ -21,6 +21,18 @@ async def test_live_and_ready_on_real_servers(client: AsyncClient) -> None:
     assert r.json()["checks"] == {"database": "ok", "redis": "ok"}
 
 
+async def test_live_answered_before_routing_keeps_its_body_headers_and_request_id(
+    client: AsyncClient,
+) -> None:
+    r = await client.get("/health/live", headers={"X-Request-ID": "probe-1"})
+    assert r.status_code == 200
+    assert r.content == b'{"status":"ok","checks":{}}'
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["X-Request-ID"] == "probe-1"
+    posted = await client.post("/health/live")  # other methods still reach the router
+    assert posted.status_code == 405
+
+
 async def test_ready_is_503_naming_the_database_when_it_is_down(
     settings: Settings, redis_client: Redis
 ) -> None:

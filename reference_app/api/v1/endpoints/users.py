@@ -10,6 +10,7 @@ from functools import partial
 from fastapi import APIRouter, Response, status
 
 from patterns.errors import error_responses
+from patterns.responses import json_body
 from reference_app.core.cache import PROFILE, user_tag
 from reference_app.core.db import SessionDep
 from reference_app.core.deps import AdminUser, CacheDep, CurrentUser, CurrentUserRecord, StateDep
@@ -40,7 +41,7 @@ async def read_profile(user: CurrentUser, session: SessionDep, cache: CacheDep) 
         model=ProfileResponse,
     )
     # The cached JSON as it is: FastAPI would validate and serialise it again.
-    return Response(body, media_type="application/json")
+    return json_body(body)
 
 
 @router.patch(
