@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import Integer, column, select, update, values
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
@@ -82,6 +82,54 @@ class CRUDInventory(CRUDBase[Inventory, BaseModel, BaseModel]):
             .returning(price)
         )
         return result
+
+    async def reserve_all(
+        self, session: AsyncSession, lines: Sequence[tuple[int, int]]
+    ) -> dict[int, Decimal]:
+        """Take each `(item_id, quantity)` line off its item's stock where that much is left;
+        return the prices of the lines taken, by item id. A line missing from the result was
+        not taken, and the caller must roll back the others (all or nothing is the
+        transaction's, as with `reserve`).
+
+        On PostgreSQL one statement for every line: its first part locks the lines' stock rows
+        in item id order (`MATERIALIZED`, so it runs before the update and in that order), so
+        two orders for the same items queue instead of deadlocking; the conditional UPDATE is
+        then the check and the decrement at once. Elsewhere (SQLite: one writer at a time) one
+        `reserve` per line, stopping at the first one refused.
+        """
+        if session.get_bind().dialect.name != "postgresql":
+            prices: dict[int, Decimal] = {}
+            for item_id, quantity in sorted(lines):
+                price = await self.reserve(session, item_id, quantity)
+                if price is None:
+                    break
+                prices[item_id] = price
+            return prices
+        wanted = values(
+            column("item_id", Integer), column("quantity", Integer), name="wanted"
+        ).data(sorted(lines))
+        locked = (
+            select(Inventory.id)
+            .where(Inventory.item_id.in_([item_id for item_id, _ in lines]))
+            .order_by(Inventory.item_id)
+            .with_for_update()
+            .cte("locked")
+            .prefix_with("MATERIALIZED")
+        )
+        price = select(Item.price).where(Item.id == Inventory.item_id).scalar_subquery()
+        taken = await session.execute(
+            update(Inventory)
+            .where(
+                Inventory.id == locked.c.id,
+                Inventory.item_id == wanted.c.item_id,
+                Inventory.quantity >= wanted.c.quantity,
+            )
+            .values(quantity=Inventory.quantity - wanted.c.quantity, updated_at=utcnow())
+            .returning(Inventory.item_id, price)
+            # Nothing in the session to keep in step: the ORM would also return each row's id.
+            .execution_options(synchronize_session=False)
+        )
+        return {item_id: item_price for item_id, item_price in taken}
 
 
 items = CRUDItem(Item)
