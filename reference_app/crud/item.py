@@ -116,7 +116,7 @@ class CRUDInventory(CRUDBase[Inventory, BaseModel, BaseModel]):
             .cte("locked")
             .prefix_with("MATERIALIZED")
         )
-        price = select(Item.price).where(Item.id == Inventory.item_id).scalar_subquery()
+        item_price = select(Item.price).where(Item.id == Inventory.item_id).scalar_subquery()
         taken = await session.execute(
             update(Inventory)
             .where(
@@ -125,11 +125,11 @@ class CRUDInventory(CRUDBase[Inventory, BaseModel, BaseModel]):
                 Inventory.quantity >= wanted.c.quantity,
             )
             .values(quantity=Inventory.quantity - wanted.c.quantity, updated_at=utcnow())
-            .returning(Inventory.item_id, price)
+            .returning(Inventory.item_id, item_price)
             # Nothing in the session to keep in step: the ORM would also return each row's id.
             .execution_options(synchronize_session=False)
         )
-        return {item_id: item_price for item_id, item_price in taken}
+        return dict(taken.all())
 
 
 items = CRUDItem(Item)

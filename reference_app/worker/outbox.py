@@ -59,7 +59,11 @@ def relay_pending(app: KitCelery, *, limit: int = RELAY_BATCH) -> int:
         with app.producer_or_acquire() as producer:
             for row in rows:
                 app.send_task(
-                    row.task, args=row.args, eta=row.not_before, producer=producer, ignore_result=True
+                    row.task,
+                    args=row.args,
+                    eta=row.not_before,
+                    producer=producer,
+                    ignore_result=True,
                 )
         session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in rows])))
     return len(rows)
@@ -92,9 +96,13 @@ class OutboxRelay:
         self._thread = threading.Thread(target=self.run, name="outbox-relay", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop_soon(self) -> None:
+        """Ask `run` to return (within `_WAIT_SLICE_S`); safe from a signal handler."""
         self._stop.set()
         self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_soon()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

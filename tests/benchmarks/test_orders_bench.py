@@ -51,7 +51,7 @@ def test_bench_create_order_of_three_lines(
             owner.id,
             order_in,
             idempotency_key=None,
-            )
+        )
         placed.append(order.id)
         db_session.expunge_all()
         return created
