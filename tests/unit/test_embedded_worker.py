@@ -107,7 +107,9 @@ async def test_an_order_placed_on_the_embedded_default_is_relayed_and_processed(
         order_in = OrderCreate.model_validate({"items": [{"id": item.id, "quantity": 1}]})
         with record_task_events(state.celery) as events:
             async with session_scope(state.database.sessionmaker) as session:
-                order, _ = await place_order(session, state, user.id, order_in, idempotency_key=None)
+                order, _ = await place_order(
+                    session, state, user.id, order_in, idempotency_key=None
+                )
             deadline = time.monotonic() + 10
             while await _status(app, order.id) != "processed":
                 assert time.monotonic() < deadline, "the order was not processed in 10 s"
