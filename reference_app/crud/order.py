@@ -6,16 +6,55 @@ from datetime import datetime
 from typing import ClassVar
 
 from pydantic import BaseModel
-from sqlalchemy import Integer, Numeric, column, func, insert, literal, select, text, true, values
+from sqlalchemy import Integer, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
 from patterns.crud import CRUDBase
-from patterns.db import UTCDateTime, utcnow
-from reference_app.models.order import Order, OrderItem, OrderStatus, Payment, PaymentStatus
+from patterns.db import utcnow
+from reference_app.models.order import Order, OrderStatus, PaymentStatus
 from reference_app.models.outbox import OUTBOX_CHANNEL, OutboxMessage
 from reference_app.models.profile import Activity
+
+# Five data-modifying CTEs in one statement: the order, its lines (one row per element of the
+# arrays), its payment intent, the user's activity and the outbox row whose arguments are the new
+# order's id; then `pg_notify`, which PostgreSQL delivers to the listening relay when (and only
+# if) the transaction commits. Written once as SQL (text), so it is parsed and compiled once per
+# process; each parameter's type is spelled where PostgreSQL could not infer it.
+_INSERT_PLACED = text(
+    """
+    WITH new_order AS (
+        INSERT INTO orders
+            (user_id, status, total, idempotency_key, request_hash, created_at, updated_at)
+        VALUES (:user_id, :status, :total, :idempotency_key, :request_hash, :now, :now)
+        RETURNING id
+    ), new_lines AS (
+        INSERT INTO order_items (order_id, item_id, quantity, unit_price, created_at, updated_at)
+        SELECT new_order.id, line.item_id, line.quantity, line.unit_price,
+               CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
+        FROM new_order, unnest(
+            CAST(:item_ids AS INTEGER[]),
+            CAST(:quantities AS INTEGER[]),
+            CAST(:unit_prices AS NUMERIC[])
+        ) AS line (item_id, quantity, unit_price)
+    ), new_payment AS (
+        INSERT INTO payments (order_id, amount, status, reference, created_at, updated_at)
+        SELECT id, CAST(:amount AS NUMERIC), CAST(:payment_status AS VARCHAR),
+               CAST(:reference AS VARCHAR), CAST(:now AS TIMESTAMPTZ), CAST(:now AS TIMESTAMPTZ)
+        FROM new_order
+    ), new_activity AS (
+        INSERT INTO activities (user_id, kind, detail, created_at, updated_at)
+        VALUES (:user_id, :activity_kind, :activity_detail, :now, :now)
+    ), new_outbox AS (
+        INSERT INTO outbox (task, args, not_before, created_at)
+        SELECT CAST(:task AS VARCHAR), json_build_array(id), CAST(:not_before AS TIMESTAMPTZ),
+               CAST(:now AS TIMESTAMPTZ)
+        FROM new_order
+    )
+    SELECT id, pg_notify(:channel, '') FROM new_order
+    """
+).columns(id=Integer)
 
 
 class CRUDOrder(CRUDBase[Order, BaseModel, BaseModel]):
@@ -58,88 +97,45 @@ class CRUDOrder(CRUDBase[Order, BaseModel, BaseModel]):
         `order.id`. All in the caller's transaction: the task exists if and only if the order
         commits (`reference_app.models.outbox`).
 
-        On PostgreSQL this is one statement, whatever the number of lines: five data-modifying
-        CTEs (order, lines, payment, activity, outbox row) and a `pg_notify` that wakes the relay
-        when the transaction commits. `order` then stays out of the session: every attribute the
-        response reads was set here, and the session has nothing left to flush. Elsewhere
-        (SQLite, the embedded default) the unit of work writes the same rows.
+        On PostgreSQL this is one statement, whatever the number of lines (`_INSERT_PLACED`).
+        `order` then stays out of the session: every attribute the response reads was set here,
+        and the session has nothing left to flush. Elsewhere (SQLite, the embedded default) the
+        unit of work writes the same rows.
         """
+        payment = order.payment
+        if payment is None:
+            raise ValueError("an order is placed with its payment intent")
         now = utcnow()
         order.created_at = order.updated_at = now
         order.status = order.status or OrderStatus.PENDING.value
-        payment = order.payment
-        if payment is not None:
-            payment.status = payment.status or PaymentStatus.REQUIRES_PAYMENT.value
+        payment.status = payment.status or PaymentStatus.REQUIRES_PAYMENT.value
         if session.get_bind().dialect.name != "postgresql":
             session.add_all([order, activity])
             await session.flush()  # the order's id, for the task's arguments
             session.add(OutboxMessage(task=task, args=[order.id], not_before=not_before))
             return
-        stamp = literal(now, UTCDateTime())
-        new_order = (
-            insert(Order)
-            .values(
-                user_id=order.user_id,
-                status=order.status,
-                total=order.total,
-                idempotency_key=order.idempotency_key,
-                request_hash=order.request_hash,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(Order.id)
-            .cte("new_order")
+        order.id = await session.scalar(
+            _INSERT_PLACED,
+            {
+                "now": now,
+                "user_id": order.user_id,
+                "status": order.status,
+                "total": order.total,
+                "idempotency_key": order.idempotency_key,
+                "request_hash": order.request_hash,
+                "item_ids": [line.item_id for line in order.lines],
+                "quantities": [line.quantity for line in order.lines],
+                "unit_prices": [line.unit_price for line in order.lines],
+                "amount": payment.amount,
+                "payment_status": payment.status,
+                "reference": payment.reference,
+                "activity_kind": activity.kind,
+                "activity_detail": activity.detail,
+                "task": task,
+                "not_before": not_before,
+                "channel": OUTBOX_CHANNEL,
+            },
         )
-        line_rows = values(
-            column("item_id", Integer),
-            column("quantity", Integer),
-            column("unit_price", Numeric(10, 2)),
-            name="line_rows",
-        ).data([(line.item_id, line.quantity, line.unit_price) for line in order.lines])
-        new_lines = insert(OrderItem).from_select(
-            ["order_id", "item_id", "quantity", "unit_price", "created_at", "updated_at"],
-            select(new_order.c.id, *line_rows.c, stamp, stamp).select_from(
-                new_order.join(line_rows, true())
-            ),
-        )
-        writes = [
-            new_lines.cte("new_lines"),
-            insert(Activity)
-            .values(
-                user_id=activity.user_id,
-                kind=activity.kind,
-                detail=activity.detail,
-                created_at=now,
-                updated_at=now,
-            )
-            .cte("new_activity"),
-            insert(OutboxMessage)
-            .from_select(
-                ["task", "args", "not_before", "created_at"],
-                select(
-                    literal(task),
-                    func.json_build_array(new_order.c.id),
-                    literal(not_before, UTCDateTime()),
-                    stamp,
-                ),
-            )
-            .cte("new_outbox"),
-        ]
-        if payment is not None:
-            new_payment = insert(Payment).from_select(
-                ["order_id", "amount", "status", "reference", "created_at", "updated_at"],
-                select(
-                    new_order.c.id,
-                    literal(payment.amount, Numeric(12, 2)),
-                    literal(payment.status),
-                    literal(payment.reference),
-                    stamp,
-                    stamp,
-                ),
-            )
-            writes.append(new_payment.cte("new_payment"))
-        statement = select(new_order.c.id, func.pg_notify(OUTBOX_CHANNEL, "")).add_cte(*writes)
-        order.id = (await session.execute(statement)).one()[0]
 
 
 orders = CRUDOrder(Order)

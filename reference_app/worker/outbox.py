@@ -9,8 +9,10 @@ the order and does nothing once it is no longer pending).
 
 `OutboxRelay` runs `relay_pending` whenever rows may be waiting: at start (rows committed while
 no relay ran), when PostgreSQL announces a commit on `OUTBOX_CHANNEL` (`LISTEN`; the order's
-insert calls `pg_notify`), when `wake()` is called (the embedded default, where the API and the
-relay share a process), and every `poll_s` in any case. It runs in the Celery worker's main
+insert calls `pg_notify`; the relay lets `RELAY_GATHER_S` of further commits arrive first, so
+under load one pass publishes many), when `wake()` is called (the embedded default, where the
+API and the relay share a process), and every `poll_s` in any case (a notification missed while
+the relay reconnected). It runs in the Celery worker's main
 process (`OutboxRelayStep`, added by `python -m reference_app worker`), in the API process for
 the embedded default, or alone (`python -m reference_app relay`).
 """
@@ -35,6 +37,10 @@ logger = get_logger("reference_app.worker")
 
 RELAY_BATCH = 200
 RELAY_POLL_S = 5.0
+# After a notification, how long the relay lets more commits arrive before it reads the outbox:
+# under load one pass then publishes many rows (one SELECT, one DELETE, one COMMIT for all of
+# them) instead of one pass per order. The order's task waits its countdown anyway.
+RELAY_GATHER_S = 0.1
 # How long one wait for a notification lasts: the longest a stop request waits.
 _WAIT_SLICE_S = 0.5
 _RETRY_CAP_S = 10.0
@@ -143,8 +149,10 @@ class OutboxRelay:
             while not self._stop.is_set():
                 announced = any(True for _ in conn.notifies(timeout=_WAIT_SLICE_S, stop_after=1))
                 if announced or self._wake.is_set() or time.monotonic() - last >= self.poll_s:
+                    if announced:
+                        self._stop.wait(RELAY_GATHER_S)
                     # Notifications that arrived meanwhile are covered by this pass.
-                    for _ in conn.notifies(timeout=0, stop_after=RELAY_BATCH):
+                    for _ in conn.notifies(timeout=0):
                         pass
                     self._relay()
                     last = time.monotonic()
