@@ -14,14 +14,13 @@ from sqlalchemy.orm.interfaces import ORMOption
 from patterns.crud import CRUDBase
 from patterns.db import utcnow
 from reference_app.models.order import Order, OrderStatus, PaymentStatus
-from reference_app.models.outbox import OUTBOX_CHANNEL, OutboxMessage
+from reference_app.models.outbox import OutboxMessage
 from reference_app.models.profile import Activity
 
 # Five data-modifying CTEs in one statement: the order, its lines (one row per element of the
 # arrays), its payment intent, the user's activity and the outbox row whose arguments are the new
-# order's id; then `pg_notify`, which PostgreSQL delivers to the listening relay when (and only
-# if) the transaction commits. Written once as SQL (text), so it is parsed and compiled once per
-# process; each parameter's type is spelled where PostgreSQL could not infer it.
+# order's id. Written once as SQL (text), so it is parsed and compiled once per process; each
+# parameter's type is spelled where PostgreSQL could not infer it.
 _INSERT_PLACED = text(
     """
     WITH new_order AS (
@@ -52,7 +51,7 @@ _INSERT_PLACED = text(
                CAST(:now AS TIMESTAMPTZ)
         FROM new_order
     )
-    SELECT id, pg_notify(:channel, '') FROM new_order
+    SELECT id FROM new_order
     """
 ).columns(id=Integer)
 
@@ -133,7 +132,6 @@ class CRUDOrder(CRUDBase[Order, BaseModel, BaseModel]):
                 "activity_detail": activity.detail,
                 "task": task,
                 "not_before": not_before,
-                "channel": OUTBOX_CHANNEL,
             },
         )
 

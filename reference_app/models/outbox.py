@@ -20,10 +20,6 @@ from patterns.db import UTCDateTime, utcnow
 from patterns.db.base import CURRENT_TIMESTAMP
 from reference_app.models.base import Base
 
-# The channel a committed outbox row is announced on (PostgreSQL NOTIFY; the payload is empty:
-# the relay reads the table, so a missed or merged notification loses nothing).
-OUTBOX_CHANNEL = "kit_outbox"
-
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"

@@ -83,8 +83,8 @@ async def place_order(
     )
 
     # 4. After the commit, and only then: count it and drop the user's profile (a new
-    #    activity). The relay learns of the outbox row from the commit itself (PostgreSQL
-    #    NOTIFY); an embedded relay, in this process, is woken here.
+    #    activity). The relay finds the outbox row on its next poll; an embedded relay, in this
+    #    process, is woken now.
     on_commit(session, ORDERS_CREATED.inc)
     state.redis.cache.invalidate_on_commit(session, tags=[user_tag(user_id)])
     if state.outbox_relay is not None:
