@@ -34,6 +34,7 @@ from patterns.security import Claims, TokenType
 from patterns.validation import INT32_MAX
 from reference_app.core.db import SessionDep
 from reference_app.core.state import AppState, CacheDep, StateDep
+from reference_app.crud.user import users
 from reference_app.models.user import STAFF_ROLES, Role, User
 from reference_app.schemas.user import Principal
 
@@ -104,7 +105,7 @@ async def get_current_user(session: SessionDep, state: StateDep, claims: BearerC
     if revoked:
         raise AuthenticationError("The token has been revoked.", code="token_revoked")
     if principal is None:
-        user = await session.get(User, user_id)
+        user = await users.get(session, user_id)
         if user is None:
             raise _user_not_found()
         principal = Principal.model_validate(user)
@@ -123,7 +124,7 @@ async def get_current_user_record(
 ) -> User:
     """The current user's row, for endpoints that change it; existence, state and credentials
     are checked again against the database, not the snapshot."""
-    user = await session.get(User, principal.id)
+    user = await users.get(session, principal.id)
     if user is None:
         raise _user_not_found()
     if not user.is_active:

@@ -1,7 +1,7 @@
 """The app's own error mapping on top of `patterns.errors` (guide: "Custom Exceptions").
 
 Authenticated requests trust a snapshot of the user for up to `KIT_AUTH_PRINCIPAL_TTL_S`
-(`reference_app.core.principals`). A user deleted by hand in SQL within that window still has
+(`reference_app.core.deps`). A user deleted by hand in SQL within that window still has
 a snapshot, and a write on their behalf then breaks a foreign key to `users`: that is the
 user being gone (401, as when the snapshot is missed), not a server error.
 """

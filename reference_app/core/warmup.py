@@ -6,13 +6,11 @@ from __future__ import annotations
 import logging
 from functools import partial
 
-from sqlalchemy import select
-
 from patterns.cache import Cache, WarmEntry, WarmReport
 from patterns.db import Database
 from reference_app.core.cache import FEATURED, FEATURED_LIMIT, FEATURED_TAG, PROFILE, user_tag
 from reference_app.core.state import AppState
-from reference_app.models.user import User
+from reference_app.crud.user import users
 from reference_app.schemas.item import ItemResponse
 from reference_app.schemas.profile import ProfileResponse
 from reference_app.schemas.user import UserResponse
@@ -35,13 +33,7 @@ async def warm(database: Database, cache: Cache, *, profiles: int = 0) -> WarmRe
             )
         ]
         if profiles:
-            users = await session.scalars(
-                select(User)
-                .where(User.is_active.is_(True))
-                .order_by(User.id.desc())
-                .limit(profiles)
-            )
-            for user in users:
+            for user in await users.recently_joined_active(session, profiles):
                 entries.append(
                     WarmEntry(
                         PROFILE,

@@ -45,5 +45,12 @@ class CRUDUser(CRUDBase[User, BaseModel, BaseModel]):
         )
         return set(ids)
 
+    async def recently_joined_active(self, session: AsyncSession, limit: int) -> Sequence[User]:
+        """The newest active users (whose profiles the cache warm-up fills)."""
+        result = await session.scalars(
+            select(User).where(User.is_active.is_(True)).order_by(User.id.desc()).limit(limit)
+        )
+        return result.all()
+
 
 users = CRUDUser(User)

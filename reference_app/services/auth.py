@@ -104,7 +104,7 @@ async def refresh(session: AsyncSession, state: AppState, refresh_token: str) ->
     family is revoked and the user logs in again. A refresh token issued before the user's
     password changed is refused, so a stolen one dies with the old password."""
     claims = state.tokens.decode(refresh_token, TokenType.REFRESH)
-    user = await session.get(User, user_id_from_subject(claims.sub))
+    user = await users.get(session, user_id_from_subject(claims.sub))
     if user is None or not user.is_active:
         raise AuthenticationError("The user is inactive or no longer exists.", code="user_inactive")
     check_credentials_version(claims, user.credentials_version)
