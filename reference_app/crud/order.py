@@ -13,6 +13,7 @@ from sqlalchemy.orm.interfaces import ORMOption
 
 from patterns.crud import CRUDBase
 from patterns.db import utcnow
+from patterns.observability.request_id import get_request_id
 from reference_app.models.order import Order, OrderStatus, PaymentStatus
 from reference_app.models.outbox import OutboxMessage
 from reference_app.models.profile import Activity
@@ -46,9 +47,9 @@ _INSERT_PLACED = text(
         INSERT INTO activities (user_id, kind, detail, created_at, updated_at)
         VALUES (:user_id, :activity_kind, :activity_detail, :now, :now)
     ), new_outbox AS (
-        INSERT INTO outbox (task, args, not_before, created_at)
+        INSERT INTO outbox (task, args, not_before, request_id, created_at)
         SELECT CAST(:task AS VARCHAR), json_build_array(id), CAST(:not_before AS TIMESTAMPTZ),
-               CAST(:now AS TIMESTAMPTZ)
+               CAST(:request_id AS VARCHAR), CAST(:now AS TIMESTAMPTZ)
         FROM new_order
     )
     SELECT id FROM new_order
@@ -132,6 +133,7 @@ class CRUDOrder(CRUDBase[Order, BaseModel, BaseModel]):
                 "activity_detail": activity.detail,
                 "task": task,
                 "not_before": not_before,
+                "request_id": get_request_id(),
             },
         )
 

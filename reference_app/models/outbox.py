@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from patterns.db import UTCDateTime, utcnow
 from patterns.db.base import CURRENT_TIMESTAMP
+from patterns.observability.request_id import get_request_id
 from reference_app.models.base import Base
 
 
@@ -35,6 +36,9 @@ class OutboxMessage(Base):
     args: Mapped[list[Any]] = mapped_column(JSON, nullable=False)
     # When the task may run (Celery's `eta`): the order's countdown from its commit.
     not_before: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    # The request that wrote the row: the relay puts it in the task's headers, so the worker's
+    # log lines carry it as they would for a task published by the request itself.
+    request_id: Mapped[str | None] = mapped_column(String(128), default=get_request_id)
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), default=utcnow, server_default=CURRENT_TIMESTAMP, nullable=False
     )

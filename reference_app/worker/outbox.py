@@ -28,6 +28,7 @@ from celery import bootsteps
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from patterns.observability.celery import REQUEST_ID_HEADER
 from patterns.observability.logging import get_logger
 from reference_app.core.celery_app import KitCelery
 from reference_app.models.outbox import OutboxMessage
@@ -62,6 +63,7 @@ def relay_pending(app: KitCelery, *, limit: int = RELAY_BATCH) -> int:
                     row.task,
                     args=row.args,
                     eta=row.not_before,
+                    headers={REQUEST_ID_HEADER: row.request_id} if row.request_id else None,
                     producer=producer,
                     ignore_result=True,
                 )

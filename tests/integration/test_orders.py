@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from patterns.db import Database
+from patterns.observability.celery import REQUEST_ID_HEADER
 from patterns.security import TokenType
 from patterns.testing import make_client
 from patterns.testing.celery import record_task_events
@@ -415,6 +416,8 @@ async def test_process_order_is_queued_after_commit_and_never_for_a_rollback(
     assert sent.task == PROCESS_ORDER
     assert sent.args == [r.json()["id"]]
     assert sent.eta is not None  # the configured countdown
+    # the order's request id, for the worker's log lines, as if the request had published it
+    assert sent.headers[REQUEST_ID_HEADER] == r.headers["X-Request-ID"]
     async with committed_db() as s:  # the worker finds it; the relay took its outbox row
         order = await s.get(Order, r.json()["id"])
         assert order is not None

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("task", sa.String(length=200), nullable=False),
         sa.Column("args", sa.JSON(), nullable=False),
         sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
