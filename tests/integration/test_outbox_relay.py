@@ -220,6 +220,21 @@ async def test_an_order_committed_while_no_relay_runs_is_processed_once_the_rela
     assert processes.processed() == dict.fromkeys(ids, 1), processes.log()[-3000:]
 
 
+async def _answering_worker(processes: Processes, other_than: int | None = None) -> int:
+    """The pid of the one worker answering, once one other than `other_than` does."""
+    seen: list[int] = []
+
+    async def answering() -> bool:
+        pid = processes.worker_pid()
+        if pid is None or pid == other_than:
+            return False
+        seen.append(pid)
+        return True
+
+    await poll(answering, "a worker to answer")
+    return seen[-1]
+
+
 async def _kill_mid_flight(
     app: FastAPI,
     client: AsyncClient,
@@ -270,18 +285,12 @@ async def test_killing_the_worker_and_its_relay_mid_flight_loses_no_order_and_ru
 ) -> None:
     app, client = live
     processes.worker()  # supervised: started again after the kill
-
-    async def answering() -> bool:
-        return processes.worker_pid() is not None
-
-    await poll(answering, "a worker")
-    first = processes.worker_pid()
-    assert first is not None
+    first = await _answering_worker(processes)
 
     ids = await _kill_mid_flight(
         app, client, committed_db, processes, lambda: os.kill(first, signal.SIGKILL)
     )
-    assert processes.worker_pid() not in (None, first)  # the supervisor's new worker did it
+    await _answering_worker(processes, other_than=first)  # the supervisor's new worker
     await _all_processed(committed_db, ids)
     assert processes.processed() == dict.fromkeys(ids, 1), processes.log()[-3000:]
 
