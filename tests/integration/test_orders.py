@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -333,6 +334,32 @@ async def test_fifty_concurrent_orders_for_five_units_sell_exactly_five(
     async with committed_db() as s:
         assert await _stock(s, item.id) == 0
         assert await _orders(s) == 5
+
+
+async def test_concurrent_orders_for_the_same_items_listed_in_any_order_never_deadlock(
+    live: tuple[FastAPI, AsyncClient], committed_db: async_sessionmaker[AsyncSession]
+) -> None:
+    """Each order reserves all its lines in one statement that locks the stock rows in item id
+    order, whatever order the body lists them in: concurrent orders queue, none deadlocks, and
+    the stock runs out exactly."""
+    app, client = live
+    async with committed_db() as s:
+        buyers = await _committed_buyer(app, s, 24)
+        items = [await _stocked_item(s, _owner(s), 12) for _ in range(3)]
+    rng = random.Random(20)
+    bodies = []
+    for _ in buyers:
+        lines = [{"id": item.id, "quantity": 1} for item in items]
+        rng.shuffle(lines)
+        bodies.append({"items": lines})
+    responses = await asyncio.gather(
+        *(client.post(ORDERS, headers=h, json=b) for h, b in zip(buyers, bodies, strict=True))
+    )
+    statuses = [r.status_code for r in responses]
+    assert sorted(statuses) == [201] * 12 + [409] * 12, [r.text for r in responses]
+    async with committed_db() as s:
+        assert [await _stock(s, item.id) for item in items] == [0, 0, 0]
+        assert await _orders(s) == 12
 
 
 async def test_concurrent_retries_with_one_idempotency_key_make_one_order(
