@@ -12,8 +12,8 @@ relay ran), and when `wake()` is called (the embedded default, where the API and
 a process and the order flow wakes it after the commit). It polls rather than `LISTEN`s:
 `pg_notify` in the order's transaction would serialise every notifying commit on a
 database-wide lock (it more than halved commit throughput: docs "Decisions"), for a latency the
-order's 5-minute countdown cannot use. An empty poll is one indexed `SELECT`; under load each pass publishes many rows.
-It runs in the Celery worker's main process (`OutboxRelayStep`, added by
+order's 5-minute countdown cannot use. An empty poll is one indexed `SELECT`; under load each
+pass publishes many rows. It runs in the Celery worker's main process (`OutboxRelayStep`, added by
 `python -m reference_app worker`), in the API process for the embedded default, or alone
 (`python -m reference_app relay`).
 """
