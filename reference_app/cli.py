@@ -338,8 +338,13 @@ def _worker(args: argparse.Namespace) -> int:
         child += [f"--concurrency={args.concurrency}"] if args.concurrency else []
         child += [f"--loglevel={args.loglevel}"] if args.loglevel else []
         child += ["--beat"] if args.beat else []
+        child += [] if args.relay else ["--no-relay"]
         return supervise([*child, "--", *extra] if extra else child)
     app = get_celery_app()
+    if args.relay:
+        from reference_app.worker.outbox import OutboxRelayStep
+
+        app.steps["worker"].add(OutboxRelayStep)
     argv = ["worker", f"--loglevel={args.loglevel or settings.log_level}", f"--pool={args.pool}"]
     concurrency = args.concurrency or app.conf.worker_concurrency
     argv.append(f"--concurrency={concurrency}")
@@ -365,6 +370,37 @@ def _beat(args: argparse.Namespace) -> int:
         argv.append(f"--schedule={args.schedule}")
     with worker_logging(app):
         return run_celery(app, argv)
+
+
+def _relay(args: argparse.Namespace) -> int:
+    import signal
+
+    from reference_app.core.celery_app import create_celery_app, uses_memory_broker
+    from reference_app.core.logging import setup_logging
+    from reference_app.worker.outbox import OutboxRelay
+
+    settings = get_settings()
+    if uses_memory_broker(settings):
+        print(
+            "relay: no broker configured (KIT_REDIS_URL or KIT_CELERY_BROKER_URL); the embedded "
+            "default relays inside `serve`",
+            file=sys.stderr,
+        )
+        return 2
+    setup_logging(settings)
+    app = create_celery_app(settings)
+    relay = OutboxRelay(app)
+
+    def stop(_signum: int, _frame: object) -> None:
+        relay.stop_soon()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    try:
+        relay.run()
+    finally:
+        app.close()
+    return 0
 
 
 def _requeue_pending(args: argparse.Namespace) -> int:
@@ -399,6 +435,7 @@ def _requeue_pending(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "worker": _worker,
     "beat": _beat,
+    "relay": _relay,
     "requeue-pending": _requeue_pending,
     "warm-cache": _warm_cache,
     "seed": _seed,
@@ -456,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run the beat schedule (the pending-order sweep); in one worker only",
     )
     worker.add_argument(
+        "--no-relay",
+        dest="relay",
+        action="store_false",
+        help="do not relay the outbox here (when `relay` runs as its own process)",
+    )
+    worker.add_argument(
         "--no-restart",
         dest="restart",
         action="store_false",
@@ -467,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     beat = sub.add_parser("beat", help="run Celery beat: the periodic pending-order sweep")
     beat.add_argument("--loglevel", help="default: KIT_LOG_LEVEL")
     beat.add_argument("--schedule", help="beat's state file (default: celerybeat-schedule)")
+    sub.add_parser(
+        "relay", help="publish the outbox's tasks to the broker (the worker does it by default)"
+    )
     requeue = sub.add_parser(
         "requeue-pending", help="re-send process_order for orders left pending (idempotent)"
     )

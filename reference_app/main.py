@@ -39,7 +39,7 @@ from reference_app.core.security import make_token_service
 from reference_app.core.state import AppState, RedisParts
 from reference_app.core.warmup import warm_cache
 from reference_app.services.users import ensure_admin
-from reference_app.worker.embedded import memory_broker_worker
+from reference_app.worker.embedded import memory_broker_relay, memory_broker_worker
 
 logger = logging.getLogger("reference_app")
 
@@ -182,6 +182,7 @@ def create_app(
         try:
             # No broker configured: tasks run on a worker thread here (reference_app.worker).
             state.embedded_worker = background.enter_context(memory_broker_worker(state.celery))
+            state.outbox_relay = background.enter_context(memory_broker_relay(state.celery))
             yield
         finally:
             if first_admin is not None:

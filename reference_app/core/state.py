@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, Request
 from redis.asyncio import Redis
@@ -25,6 +25,9 @@ from reference_app.core.celery_app import KitCelery
 from reference_app.core.config import Settings
 from reference_app.core.mail import MailBackend
 from reference_app.schemas.user import Principal
+
+if TYPE_CHECKING:
+    from reference_app.worker.outbox import OutboxRelay
 
 
 @dataclass
@@ -69,6 +72,9 @@ class AppState:
     database: Database = field(init=False)
     redis: RedisParts = field(init=False)
     embedded_worker: bool = False
+    # The embedded default's outbox relay, in this process (woken after each order's commit);
+    # with a broker configured the worker runs it instead.
+    outbox_relay: OutboxRelay | None = None
     first_admin_retry: asyncio.Task[None] | None = None
 
 

@@ -13,11 +13,15 @@ from reference_app.models.profile import Activity, UserPreferences
 
 
 class CRUDActivity(CRUDBase[Activity, BaseModel, BaseModel]):
+    def new(self, user_id: int, kind: str, detail: str | None = None) -> Activity:
+        """An activity row, not yet added anywhere (the detail cut to its column)."""
+        return Activity(user_id=user_id, kind=kind, detail=detail[:200] if detail else None)
+
     def record(
         self, session: AsyncSession, user_id: int, kind: str, detail: str | None = None
     ) -> None:
         """Add an activity row to the current unit of work (flushed with the rest of it)."""
-        session.add(Activity(user_id=user_id, kind=kind, detail=detail[:200] if detail else None))
+        session.add(self.new(user_id, kind, detail))
 
     async def recent(self, session: AsyncSession, user_id: int, limit: int) -> Sequence[Activity]:
         result = await session.scalars(

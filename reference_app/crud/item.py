@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import Integer, Numeric, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
@@ -17,6 +17,33 @@ from patterns.crud import CRUDBase
 from patterns.db import conflict_insert, utcnow
 from reference_app.models.item import Inventory, Item
 from reference_app.schemas.item import ItemCreate, ItemUpdate
+
+# Every line's stock in one statement. `locked` takes the lines' stock rows in item id order
+# (MATERIALIZED: it runs first, and in that order), so two orders for the same items queue
+# instead of deadlocking; the conditional UPDATE is then the check and the decrement at once,
+# re-checked on the row's latest version, so two orders cannot both take the last unit. Written
+# once as SQL (text): parsed and compiled once per process.
+_RESERVE_ALL = text(
+    """
+    WITH wanted AS (
+        SELECT * FROM unnest(CAST(:item_ids AS INTEGER[]), CAST(:quantities AS INTEGER[]))
+            AS wanted (item_id, quantity)
+    ), locked AS MATERIALIZED (
+        SELECT id FROM inventories
+        WHERE item_id = ANY (CAST(:item_ids AS INTEGER[]))
+        ORDER BY item_id
+        FOR UPDATE
+    )
+    UPDATE inventories
+    SET quantity = inventories.quantity - wanted.quantity, updated_at = :now
+    FROM locked, wanted
+    WHERE inventories.id = locked.id
+      AND inventories.item_id = wanted.item_id
+      AND inventories.quantity >= wanted.quantity
+    RETURNING inventories.item_id,
+              (SELECT items.price FROM items WHERE items.id = inventories.item_id) AS price
+    """
+).columns(item_id=Integer, price=Numeric(10, 2))
 
 
 class CRUDItem(CRUDBase[Item, ItemCreate, ItemUpdate]):
@@ -82,6 +109,36 @@ class CRUDInventory(CRUDBase[Inventory, BaseModel, BaseModel]):
             .returning(price)
         )
         return result
+
+    async def reserve_all(
+        self, session: AsyncSession, lines: Sequence[tuple[int, int]]
+    ) -> dict[int, Decimal]:
+        """Take each `(item_id, quantity)` line off its item's stock where that much is left;
+        return the prices of the lines taken, by item id. A line missing from the result was
+        not taken, and the caller must roll back the others (all or nothing is the
+        transaction's, as with `reserve`).
+
+        On PostgreSQL one statement for every line (`_RESERVE_ALL`). Elsewhere (SQLite: one
+        writer at a time) one `reserve` per line, stopping at the first one refused.
+        """
+        ordered = sorted(lines)
+        if session.get_bind().dialect.name != "postgresql":
+            prices: dict[int, Decimal] = {}
+            for item_id, quantity in ordered:
+                price = await self.reserve(session, item_id, quantity)
+                if price is None:
+                    break
+                prices[item_id] = price
+            return prices
+        taken = await session.execute(
+            _RESERVE_ALL,
+            {
+                "item_ids": [item_id for item_id, _ in ordered],
+                "quantities": [quantity for _, quantity in ordered],
+                "now": utcnow(),
+            },
+        )
+        return dict(taken.all())
 
 
 items = CRUDItem(Item)

@@ -3,6 +3,7 @@
 from reference_app.models.base import Base, Model
 from reference_app.models.item import Inventory, Item
 from reference_app.models.order import Order, OrderItem, OrderStatus, Payment, PaymentStatus
+from reference_app.models.outbox import OutboxMessage
 from reference_app.models.profile import Activity, UserPreferences
 from reference_app.models.user import Role, User
 
@@ -15,6 +16,7 @@ __all__ = [
     "Order",
     "OrderItem",
     "OrderStatus",
+    "OutboxMessage",
     "Payment",
     "PaymentStatus",
     "Role",

@@ -4,23 +4,24 @@ The guide checks availability for every line, then creates the order, then decre
 requests can both pass the check before either decrements (it oversells), and it opens
 `with db.begin()` on a session that has already begun (SQLAlchemy raises), and it sends the
 Celery task inside the transaction, where a worker can pick it up before the commit. Here the
-request's transaction (owned by the session dependency) holds every step of `place_order`, and
-the task is published only after it commits.
+request's transaction (owned by the session dependency) holds every step of `place_order`,
+the task included: it is written to the outbox with the order, and the relay publishes it once
+the transaction has committed (docs: "Background work"), so a committed order always gets its
+task and a rolled-back one never does.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
-from fastapi import BackgroundTasks
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from patterns.db import on_commit
+from patterns.db import on_commit, utcnow
 from patterns.errors import BusinessRuleError, NotFoundError, ValidationFailedError
 from patterns.filtering import check_column_value
-from patterns.tasks import send_after_commit
 from reference_app.core.cache import user_tag
 from reference_app.core.metrics import ORDERS_CREATED
 from reference_app.core.state import AppState
@@ -39,7 +40,6 @@ async def place_order(
     order_in: OrderCreate,
     *,
     idempotency_key: str | None,
-    after_response: BackgroundTasks,
 ) -> tuple[Order, bool]:
     """Place an order; returns (order, created). `created` is False for an idempotent replay,
     which returns the first order placed with the key. Any failure raises, the session
@@ -51,17 +51,17 @@ async def place_order(
         if existing is not None:
             return existing, False
 
-    # 2. Reserve each line's stock, in item id order: concurrent orders lock rows in the same
-    #    order and cannot deadlock. The price comes back with the reservation.
+    # 2. Reserve every line's stock at once; the prices come back with the reservation. A line
+    #    not reserved (no such item, or not enough left) refuses the whole order.
     lines = sorted(order_in.items, key=lambda line: line.id)
-    prices: dict[int, Decimal] = {}
-    for line in lines:
-        price = await inventories.reserve(session, line.id, line.quantity)
-        if price is None:
-            raise await _refusal(session, lines, line)
-        prices[line.id] = price
+    prices = await inventories.reserve_all(session, [(line.id, line.quantity) for line in lines])
+    refused = next((line for line in lines if line.id not in prices), None)
+    if refused is not None:
+        raise await _refusal(session, lines, refused)
 
-    # 3. The order, its lines (unit prices captured now) and the payment intent, together.
+    # 3. The order, its lines (unit prices captured now), the payment intent, the user's
+    #    activity and the outbox row for `process_order` (due after the configured countdown):
+    #    written together, so the task exists if and only if the order commits.
     total = _checked_total(sum((prices[i.id] * i.quantity for i in lines), Decimal("0")))
     order = Order(
         user_id=user_id,
@@ -74,27 +74,21 @@ async def place_order(
         ],
         payment=Payment(amount=total, reference=f"pay_{uuid.uuid4().hex}"),
     )
-    session.add(order)
-    activities.record(session, user_id, "order_created", f"order of {len(lines)} item(s)")
-    await session.flush()  # the order's id, for the task
-    # The response needs no refresh: the lines and the payment were built here, and the
-    # timestamps are set in Python.
+    await orders.insert_placed(
+        session,
+        order,
+        activity=activities.new(user_id, "order_created", f"order of {len(lines)} item(s)"),
+        task=PROCESS_ORDER,
+        not_before=utcnow() + timedelta(seconds=state.settings.order_processing_delay_s),
+    )
 
-    # 4. After the commit, and only then: count it, drop the user's profile (a new activity),
-    #    and publish `process_order` with the configured countdown. The publish runs after the
-    #    response is sent, so the client does not wait for the broker; the worker always finds
-    #    the order, and a rolled-back order sends nothing.
+    # 4. After the commit, and only then: count it and drop the user's profile (a new
+    #    activity). The relay finds the outbox row on its next poll; an embedded relay, in this
+    #    process, is woken now.
     on_commit(session, ORDERS_CREATED.inc)
     state.redis.cache.invalidate_on_commit(session, tags=[user_tag(user_id)])
-    send_after_commit(
-        session,
-        state.celery.signature(PROCESS_ORDER),
-        args=(order.id,),
-        countdown=state.settings.order_processing_delay_s,
-        ignore_result=True,  # nobody reads it: the worker stores none
-        after_response=after_response,
-        log_context={"order_id": order.id},  # a failed publish names the order left pending
-    )
+    if state.outbox_relay is not None:
+        on_commit(session, state.outbox_relay.wake)
     return order, True
 
 

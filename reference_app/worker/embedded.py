@@ -9,7 +9,8 @@ skip everything a real worker does (serialisation, acknowledgement, retries thro
 The thread honours countdowns and retries like a separate worker. What it cannot do is outlive
 the process: queued and delayed tasks are lost on a restart, which is the embedded default's
 trade-off (point `KIT_REDIS_URL` at a server and run `python -m reference_app worker` for the
-durable set-up).
+durable set-up). The outbox relay runs here too (`memory_broker_relay`): it must publish to the
+in-memory broker of this process.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 
 from patterns.tasks import in_process_worker
 from reference_app.core.celery_app import KitCelery, uses_memory_broker, worker_logging
+from reference_app.worker.outbox import OutboxRelay
 
 
 @contextmanager
@@ -39,3 +41,17 @@ def memory_broker_worker(celery: KitCelery) -> Iterator[bool]:
             yield True
     finally:
         connection_log.setLevel(level)
+
+
+@contextmanager
+def memory_broker_relay(celery: KitCelery) -> Iterator[OutboxRelay | None]:
+    """Run the outbox relay on a thread when the broker is in memory; yields it, or None."""
+    if not uses_memory_broker(celery.settings):
+        yield None
+        return
+    relay = OutboxRelay(celery)
+    relay.start()
+    try:
+        yield relay
+    finally:
+        relay.stop()

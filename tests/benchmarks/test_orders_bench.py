@@ -2,9 +2,9 @@
 Processing Flow").
 
 One round places one order of three lines through `reference_app.services.orders.place_order`:
-the conditional stock decrements, the order, its lines and payment, then a flush. Nothing is
-committed, so the Celery task is never published (the broker is not what is measured); the
-harness rolls the whole run back afterwards. OPS in the report is orders per second on one
+the stock reservation, then the order, its lines, payment, activity and outbox row. Nothing is
+committed, so no relay publishes the task (the broker is not what is measured); the harness
+rolls the whole run back afterwards. OPS in the report is orders per second on one
 connection.
 """
 
@@ -14,7 +14,6 @@ import random
 
 import fakeredis
 import pytest
-from fastapi import BackgroundTasks
 from pytest_benchmark.fixture import BenchmarkFixture
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -52,7 +51,6 @@ def test_bench_create_order_of_three_lines(
             owner.id,
             order_in,
             idempotency_key=None,
-            after_response=BackgroundTasks(),
         )
         placed.append(order.id)
         db_session.expunge_all()

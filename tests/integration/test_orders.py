@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from patterns.db import Database
+from patterns.observability.celery import REQUEST_ID_HEADER
 from patterns.security import TokenType
 from patterns.testing import make_client
 from patterns.testing.celery import record_task_events
@@ -23,7 +25,9 @@ from reference_app.core.config import Settings
 from reference_app.main import create_app
 from reference_app.models.item import Inventory, Item
 from reference_app.models.order import Order, OrderStatus
+from reference_app.models.outbox import OutboxMessage
 from reference_app.models.user import Role
+from reference_app.worker.outbox import relay_pending
 from reference_app.worker.tasks import PROCESS_ORDER
 from tests.factories import ItemFactory, OrderFactory, UserFactory
 from tests.integration.conftest import AccountFactory
@@ -180,7 +184,7 @@ async def test_a_missing_item_is_reported_before_another_lines_short_stock(
 
 
 @pytest.mark.parametrize("lines", [1, 3])
-async def test_placing_an_order_costs_one_statement_per_line_and_four_more(
+async def test_placing_an_order_costs_two_statements_whatever_its_lines(
     client: AsyncClient,
     make_account: AccountFactory,
     db_session: AsyncSession,
@@ -191,8 +195,9 @@ async def test_placing_an_order_costs_one_statement_per_line_and_four_more(
     items = [await _stocked_item(db_session, buyer.user.id, 10) for _ in range(lines)]
     await client.get("/api/v1/users/me", headers=buyer.headers)  # the user's snapshot, cached
     body = {"items": [{"id": item.id, "quantity": 1} for item in items]}
-    # per line: UPDATE … RETURNING the price; then INSERT order, lines, payment, activity
-    with assert_num_queries(lines + 4):
+    # one UPDATE … RETURNING the prices for every line; one INSERT of the order, its lines, its
+    # payment, the activity and the outbox row (data-modifying CTEs)
+    with assert_num_queries(2):
         r = await client.post(ORDERS, headers=buyer.headers, json=body)
     assert r.status_code == 201, r.text
     assert [line["unit_price"] for line in r.json()["lines"]] == ["10.00"] * lines
@@ -350,6 +355,32 @@ async def test_fifty_concurrent_orders_for_five_units_sell_exactly_five(
         assert await _orders(s) == 5
 
 
+async def test_concurrent_orders_for_the_same_items_listed_in_any_order_never_deadlock(
+    live: tuple[FastAPI, AsyncClient], committed_db: async_sessionmaker[AsyncSession]
+) -> None:
+    """Each order reserves all its lines in one statement that locks the stock rows in item id
+    order, whatever order the body lists them in: concurrent orders queue, none deadlocks, and
+    the stock runs out exactly."""
+    app, client = live
+    async with committed_db() as s:
+        buyers = await _committed_buyer(app, s, 24)
+        items = [await _stocked_item(s, _owner(s), 12) for _ in range(3)]
+    rng = random.Random(20)
+    bodies = []
+    for _ in buyers:
+        lines = [{"id": item.id, "quantity": 1} for item in items]
+        rng.shuffle(lines)
+        bodies.append({"items": lines})
+    responses = await asyncio.gather(
+        *(client.post(ORDERS, headers=h, json=b) for h, b in zip(buyers, bodies, strict=True))
+    )
+    statuses = [r.status_code for r in responses]
+    assert sorted(statuses) == [201] * 12 + [409] * 12, [r.text for r in responses]
+    async with committed_db() as s:
+        assert [await _stock(s, item.id) for item in items] == [0, 0, 0]
+        assert await _orders(s) == 12
+
+
 async def test_concurrent_retries_with_one_idempotency_key_make_one_order(
     live: tuple[FastAPI, AsyncClient], committed_db: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -392,40 +423,54 @@ async def test_failure_after_the_stock_decrement_leaves_no_order_and_the_stock_u
         assert await _orders(s) == 1  # only the pre-existing one
 
 
+async def _outbox(session: AsyncSession) -> list[list[Any]]:
+    return [list(args) for args in await session.scalars(select(OutboxMessage.args))]
+
+
 async def test_process_order_is_queued_after_commit_and_never_for_a_rollback(
     live: tuple[FastAPI, AsyncClient],
     committed_db: async_sessionmaker[AsyncSession],
 ) -> None:
     app, client = live
+    celery = app.state.kit.celery
     async with committed_db() as s:
         (buyer,) = await _committed_buyer(app, s)
         item = await _stocked_item(s, _owner(s), 1)
-    with record_task_events(app.state.kit.celery) as events:
+    with record_task_events(celery) as events:
         r = await client.post(
             ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 5}]}
         )
         assert r.status_code == 409
-        assert events.published == []  # the rolled-back order queued nothing
+        async with committed_db() as s:
+            assert await _outbox(s) == []  # the rolled-back order queued nothing
+        assert await asyncio.to_thread(relay_pending, celery) == 0
+        assert events.published == []
         r = await client.post(
             ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 1}]}
         )
         assert r.status_code == 201
+        async with committed_db() as s:  # committed with the order, in its transaction
+            assert await _outbox(s) == [[r.json()["id"]]]
+        assert await asyncio.to_thread(relay_pending, celery) == 1
     (sent,) = events.published
     assert sent.task == PROCESS_ORDER
     assert sent.args == [r.json()["id"]]
     assert sent.eta is not None  # the configured countdown
-    async with committed_db() as s:  # committed before the publish: a worker finds it
+    # the order's request id, for the worker's log lines, as if the request had published it
+    assert sent.headers[REQUEST_ID_HEADER] == r.headers["X-Request-ID"]
+    async with committed_db() as s:  # the worker finds it; the relay took its outbox row
         order = await s.get(Order, r.json()["id"])
         assert order is not None
         assert order.status == OrderStatus.PENDING.value
+        assert await _outbox(s) == []
 
 
 async def test_the_order_is_answered_before_its_task_is_published(
     live: tuple[FastAPI, AsyncClient],
     committed_db: async_sessionmaker[AsyncSession],
 ) -> None:
-    """The publish waits for the commit and then for the response: the client never waits
-    for the broker."""
+    """The API never publishes: the client never waits for the broker, and the relay sends the
+    task from the committed outbox row."""
     app, client = live
     async with committed_db() as s:
         (buyer,) = await _committed_buyer(app, s)
@@ -451,9 +496,11 @@ async def test_the_order_is_answered_before_its_task_is_published(
         r = await client.post(
             ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 1}]}
         )
-    assert r.status_code == 201
-    assert published_when_answered == [0]  # nothing published when the body went out
-    assert [e.args for e in events.published] == [[r.json()["id"]]]  # and published after
+        assert r.status_code == 201
+        assert published_when_answered == [0]  # nothing published when the body went out
+        assert events.published == []  # nor by the request afterwards
+        await asyncio.to_thread(relay_pending, app.state.kit.celery)
+    assert [e.args for e in events.published] == [[r.json()["id"]]]  # the relay's
 
 
 RACES = 8

@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import fakeredis
 import pytest
-from fastapi import BackgroundTasks
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,8 +23,8 @@ from tests.factories import ItemFactory, UserFactory
 
 
 def _state(database: Database) -> AppState:
-    """The app's state on this database; the task publish waits in BackgroundTasks that never
-    run (no broker here: the tests look at the rows, not at the task)."""
+    """The app's state on this database, its lifespan not run: no relay publishes the outbox
+    row (the tests look at the rows)."""
     settings = Settings(env="test", cache_warm_on_startup=False, _env_file=None)
     return app_state(create_app(settings, database=database, redis=fakeredis.FakeAsyncRedis()))
 
@@ -39,7 +38,6 @@ async def _place(
         user_id,
         order_in,
         idempotency_key=None,
-        after_response=BackgroundTasks(),
     )
 
 

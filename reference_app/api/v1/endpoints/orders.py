@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, Response, status
+from fastapi import APIRouter, Header, Response, status
 
 from patterns.errors import NotFoundError, error_responses
 from patterns.pagination import Page, PageParamsDep
@@ -50,18 +50,13 @@ async def create_order(
     session: SessionDep,
     state: StateDep,
     response: Response,
-    background: BackgroundTasks,
     idempotency_key: IdempotencyKey = None,
 ) -> Order:
     """Place an order: stock is reserved, the order, its lines and a payment intent are written
-    together, and processing is queued once the transaction commits."""
+    together with the task that processes it (published by the outbox relay once the
+    transaction commits)."""
     order, created = await place_order(
-        session,
-        state,
-        user.id,
-        order_in,
-        idempotency_key=idempotency_key,
-        after_response=background,
+        session, state, user.id, order_in, idempotency_key=idempotency_key
     )
     if not created:
         response.status_code = status.HTTP_200_OK
