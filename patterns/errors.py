@@ -48,13 +48,56 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
+# One machine-readable code per status: the default of the kit's exceptions, and the code of
+# the HTTPExceptions FastAPI and Starlette raise.
+_STATUS_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
+
 class AppError(Exception):
-    """Base of the kit's exceptions: each subclass carries its own status and code."""
+    """Base of the kit's exceptions: each subclass carries its own status and code.
+
+    A subclass states them in its class line, `class GoneError(AppError, status=410,
+    code="gone", message="Gone.")` (`code` defaults to the status's in `_STATUS_CODES`; optional
+    `headers` go on every response), or sets the class attributes below itself.
+    """
 
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "Internal server error."
     default_headers: ClassVar[Mapping[str, str]] = {}  # a subclass's, merged under the caller's
+
+    def __init_subclass__(
+        cls,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status_code = status
+            cls.code = code or _STATUS_CODES[status]
+        elif code is not None:
+            cls.code = code
+        if message is not None:
+            cls.default_message = message
+        if headers is not None:
+            cls.default_headers = headers
 
     def __init__(
         self,
@@ -71,89 +114,54 @@ class AppError(Exception):
         super().__init__(self.message)
 
 
-class BadRequestError(AppError):
-    status_code = 400
-    code = "bad_request"
-    default_message = "The request could not be processed."
+class BadRequestError(AppError, status=400, message="The request could not be processed."):
+    """A request the server cannot act on as sent."""
 
 
-class ValidationFailedError(AppError):
+class ValidationFailedError(AppError, status=422, message="The request failed validation."):
     """Input that passed the schema but breaks a rule only the server can check."""
 
-    status_code = 422
-    code = "validation_error"
-    default_message = "The request failed validation."
 
-
-class AuthenticationError(AppError):
+class AuthenticationError(AppError, status=401, message="Could not validate credentials."):
     """401: who you are is unknown (no, bad, expired or revoked credentials)."""
-
-    status_code = 401
-    code = "not_authenticated"
-    default_message = "Could not validate credentials."
 
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
         super().__init__(message, **kwargs)
 
 
-class PermissionDeniedError(AppError):
+class PermissionDeniedError(AppError, status=403, message="You do not have permission to do this."):
     """403: who you are is known, and it is not enough."""
 
-    status_code = 403
-    code = "forbidden"
-    default_message = "You do not have permission to do this."
+
+class NotFoundError(AppError, status=404, message="Not found."):
+    """No such resource (or none the caller may know of)."""
 
 
-class NotFoundError(AppError):
-    status_code = 404
-    code = "not_found"
-    default_message = "Not found."
+class ConflictError(AppError, status=409, message="The request conflicts with the current state."):
+    """The request clashes with what is stored (a duplicate, a state that no longer allows it)."""
 
 
-class ConflictError(AppError):
-    status_code = 409
-    code = "conflict"
-    default_message = "The request conflicts with the current state."
-
-
-class BusinessRuleError(AppError):
+class BusinessRuleError(
+    AppError,
+    status=409,
+    code="business_rule_violated",
+    message="The request breaks a business rule.",
+):
     """A well-formed request the domain refuses (the guide's `BusinessException`)."""
 
-    status_code = 409
-    code = "business_rule_violated"
-    default_message = "The request breaks a business rule."
+
+class RateLimitedError(AppError, status=429, message="Too many requests."):
+    """Over a rate limit; `Retry-After` says when to try again."""
 
 
-class RateLimitedError(AppError):
-    status_code = 429
-    code = "rate_limited"
-    default_message = "Too many requests."
-
-
-class ServiceUnavailableError(AppError):
+class ServiceUnavailableError(
+    AppError,
+    status=503,
+    message="A service this request needs is unavailable.",
+    headers={"Retry-After": str(RETRY_AFTER_S)},
+):
     """Raised where the kit chose to fail closed; says when to retry, as the outage handler does."""
-
-    status_code = 503
-    code = "service_unavailable"
-    default_message = "A service this request needs is unavailable."
-    default_headers: ClassVar[Mapping[str, str]] = {"Retry-After": str(RETRY_AFTER_S)}
-
-
-_STATUS_CODES: dict[int, str] = {
-    400: "bad_request",
-    401: "not_authenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "rate_limited",
-    503: "service_unavailable",
-}
 
 
 def error_response(
