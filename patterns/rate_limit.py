@@ -76,11 +76,6 @@ return {1, count + 1, window}
 """
 
 
-class Algorithm(enum.StrEnum):
-    FIXED_WINDOW = "fixed"
-    SLIDING_WINDOW = "sliding"
-
-
 @dataclass(frozen=True)
 class Rate:
     """`limit` requests per `window_s` seconds."""
@@ -110,6 +105,16 @@ class Decision:
     reset_after_s: int
 
 
+def _whole_seconds(ms: int) -> int:
+    """Milliseconds rounded up to whole seconds, at least 1 (a `Retry-After`)."""
+    return max(1, -(-int(ms) // 1000))
+
+
+class Algorithm(enum.StrEnum):
+    FIXED_WINDOW = "fixed"
+    SLIDING_WINDOW = "sliding"
+
+
 class RateLimiter:
     """Checks one key against one rate, atomically."""
 
@@ -135,7 +140,7 @@ class RateLimiter:
             allowed=bool(allowed),
             limit=rate.limit,
             remaining=max(0, rate.limit - int(count)),
-            reset_after_s=max(1, -(-int(wait_ms) // 1000)),
+            reset_after_s=_whole_seconds(wait_ms),
         )
 
 
@@ -153,7 +158,41 @@ def route_key(request: Request) -> str:
     return getattr(route, "path", request.url.path)
 
 
-class RateLimit:
+class _Limit:
+    """What both limits share: a name, a rate and a Redis client per request, and the policy
+    when Redis cannot be reached (fail open: log and let the request through; else a 503)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        rate: Callable[[Request], Rate],
+        redis: Callable[[Request], Redis],
+        fail_open: Callable[[Request], bool],
+        on_reject: Callable[[str], None] | None,
+    ) -> None:
+        # One line per 30 s in an outage, not one per request (login is hammered).
+        self._unavailable_warning = RepeatedWarning(logger)
+        self.name = name
+        self._rate = rate
+        self._redis = redis
+        self._fail_open = fail_open
+        self._on_reject = on_reject
+
+    def _unavailable(self, request: Request, exc: Exception) -> None:
+        """Redis did not answer the check: return to let the request through, or raise a 503."""
+        if not self._fail_open(request):
+            raise ServiceUnavailableError("Rate limiting is unavailable right now.") from exc
+        self._unavailable_warning.warn(
+            "rate limiter %s: Redis unavailable (%s), failing open", self.name, type(exc).__name__
+        )
+
+    def _rejected(self) -> None:
+        if self._on_reject:
+            self._on_reject(self.name)
+
+
+class RateLimit(_Limit):
     """A FastAPI dependency: `Depends(RateLimit("register", rate=..., redis=..., key=client_ip))`.
 
     `rate` and `redis` are callables of the request, so limits can come from the app's settings
@@ -172,17 +211,11 @@ class RateLimit:
         on_reject: Callable[[str], None] | None = None,
         on_unavailable: Callable[[str], None] | None = None,
     ) -> None:
-        self.name = name
-        self._rate = rate
-        self._redis = redis
+        super().__init__(name, rate=rate, redis=redis, fail_open=fail_open, on_reject=on_reject)
         self._key = key
         self._algorithm = algorithm
-        self._fail_open = fail_open
-        self._on_reject = on_reject
         self._on_unavailable = on_unavailable
         self._limiters: dict[int, RateLimiter] = {}
-        # One line per 30 s in an outage, not one per request (login is hammered).
-        self._unavailable_warning = RepeatedWarning(logger)
 
     def _limiter(self, redis: Redis) -> RateLimiter:
         limiter = self._limiters.get(id(redis))
@@ -199,22 +232,15 @@ class RateLimit:
         except (RedisError, OSError) as exc:
             if self._on_unavailable:
                 self._on_unavailable(self.name)
-            if self._fail_open(request):
-                self._unavailable_warning.warn(
-                    "rate limiter %s: Redis unavailable (%s), failing open",
-                    self.name,
-                    type(exc).__name__,
-                )
-                return
-            raise ServiceUnavailableError("Rate limiting is unavailable right now.") from exc
+            self._unavailable(request, exc)
+            return
         headers = {
             "X-RateLimit-Limit": str(decision.limit),
             "X-RateLimit-Remaining": str(decision.remaining),
             "X-RateLimit-Reset": str(decision.reset_after_s),
         }
         if not decision.allowed:
-            if self._on_reject:
-                self._on_reject(self.name)
+            self._rejected()
             raise RateLimitedError(
                 f"Rate limit exceeded: at most {rate.limit} requests per {rate.window_s} s.",
                 headers={**headers, "Retry-After": str(decision.reset_after_s)},
@@ -255,7 +281,7 @@ return 0
 """
 
 
-class FailedAttemptLimit:
+class FailedAttemptLimit(_Limit):
     """At most `rate.limit` failed attempts per subject (an account) per `rate.window_s`,
     wherever they come from: OWASP's answer to credential stuffing spread over many addresses,
     beside the per-address `RateLimit`.
@@ -284,13 +310,8 @@ class FailedAttemptLimit:
         on_reject: Callable[[str], None] | None = None,
         prefix: str = "rl:failures",
     ) -> None:
-        self.name = name
-        self._rate = rate
-        self._redis = redis
-        self._fail_open = fail_open
-        self._on_reject = on_reject
+        super().__init__(name, rate=rate, redis=redis, fail_open=fail_open, on_reject=on_reject)
         self._prefix = prefix
-        self._unavailable_warning = RepeatedWarning(logger)
 
     def key(self, subject: str) -> str:
         digest = hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
@@ -307,23 +328,15 @@ class FailedAttemptLimit:
                 RESERVE_ATTEMPT_LUA, 1, key, rate.limit, rate.window_s * 1000
             )
         except (RedisError, OSError) as exc:
-            if not self._fail_open(request):
-                raise ServiceUnavailableError("Rate limiting is unavailable right now.") from exc
-            self._unavailable_warning.warn(
-                "rate limiter %s: Redis unavailable (%s), failing open",
-                self.name,
-                type(exc).__name__,
-            )
+            self._unavailable(request, exc)
             yield
             return
         if not allowed:
-            if self._on_reject:
-                self._on_reject(self.name)
-            retry_after = str(max(1, -(-int(wait_ms) // 1000)))
+            self._rejected()
             raise RateLimitedError(
                 f"Too many failed attempts: at most {rate.limit} per {rate.window_s} s.",
                 code="too_many_failed_attempts",
-                headers={"Retry-After": retry_after},
+                headers={"Retry-After": str(_whole_seconds(wait_ms))},
             )
         yield
         try:
