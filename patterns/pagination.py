@@ -108,6 +108,13 @@ class Page(BaseModel, Generic[T]):
         return cls(items=list(items), total=total, page=page, size=params.limit, pages=pages)
 
 
+def _limit_query(default_limit: int, max_limit: int) -> Any:
+    """The `?limit=` parameter of both kinds of page, once its bounds are checked."""
+    if not 1 <= default_limit <= max_limit:
+        raise ValueError("default_limit must be in 1..max_limit")
+    return Query(ge=1, le=max_limit, description="Rows to return at most.")
+
+
 def page_params(
     *, default_limit: int = DEFAULT_LIMIT, max_limit: int = MAX_LIMIT
 ) -> Callable[..., Awaitable[PageParams]]:
@@ -115,16 +122,13 @@ def page_params(
 
     `async` although it awaits nothing: FastAPI runs a plain `def` dependency in its thread
     pool, a thread hop on every request for a few comparisons (docs/performance.md)."""
-    if not 1 <= default_limit <= max_limit:
-        raise ValueError("default_limit must be in 1..max_limit")
+    limit_query = _limit_query(default_limit, max_limit)
 
     async def dependency(
         skip: Annotated[
             int, Query(ge=0, le=MAX_SKIP, description="Rows to skip from the start.")
         ] = 0,
-        limit: Annotated[
-            int, Query(ge=1, le=max_limit, description="Rows to return at most.")
-        ] = default_limit,
+        limit: Annotated[int, limit_query] = default_limit,
     ) -> PageParams:
         return PageParams(skip=skip, limit=limit)
 
@@ -276,8 +280,7 @@ def cursor_params(
 ) -> Callable[..., Awaitable[CursorParams]]:
     """A FastAPI dependency reading `?cursor=&limit=` with these bounds (`async` for the same
     reason as `page_params`)."""
-    if not 1 <= default_limit <= max_limit:
-        raise ValueError("default_limit must be in 1..max_limit")
+    limit_query = _limit_query(default_limit, max_limit)
 
     async def dependency(
         cursor: Annotated[
@@ -287,9 +290,7 @@ def cursor_params(
                 description="`next_cursor` of the previous page; omit for the first page.",
             ),
         ] = None,
-        limit: Annotated[
-            int, Query(ge=1, le=max_limit, description="Rows to return at most.")
-        ] = default_limit,
+        limit: Annotated[int, limit_query] = default_limit,
     ) -> CursorParams:
         return CursorParams(cursor=cursor, limit=limit)
 
