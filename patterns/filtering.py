@@ -24,7 +24,7 @@ The same column checks decode keyset cursors (`patterns.pagination`) and `CRUDBa
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -115,39 +115,31 @@ class Condition:
         return self.op in (Op.LT, Op.LTE)
 
 
-def eq(column: QueryableAttribute[Any]) -> Condition:
-    """`column = value`."""
-    return Condition(column, Op.EQ)
+def _declare(op: Op) -> Callable[[QueryableAttribute[Any]], Condition]:
+    """The helper that declares `op` on a column: `eq(Item.category)` is
+    `Condition(Item.category, Op.EQ)`."""
+
+    def declare(column: QueryableAttribute[Any]) -> Condition:
+        return Condition(column, op)
+
+    declare.__name__ = declare.__qualname__ = op.value
+    return declare
 
 
-def gt(column: QueryableAttribute[Any]) -> Condition:
-    """`column > value`."""
-    return Condition(column, Op.GT)
-
-
-def gte(column: QueryableAttribute[Any]) -> Condition:
-    """`column >= value` (a range's lower bound)."""
-    return Condition(column, Op.GTE)
-
-
-def lt(column: QueryableAttribute[Any]) -> Condition:
-    """`column < value`."""
-    return Condition(column, Op.LT)
-
-
-def lte(column: QueryableAttribute[Any]) -> Condition:
-    """`column <= value` (a range's upper bound)."""
-    return Condition(column, Op.LTE)
-
-
-def icontains(column: QueryableAttribute[Any]) -> Condition:
-    """Case-insensitive substring match, with LIKE wildcards in the value escaped."""
-    return Condition(column, Op.ICONTAINS)
-
-
-def one_of(column: QueryableAttribute[Any]) -> Condition:
-    """`column IN (values)`; declare the field as a bounded list (`max_length=`)."""
-    return Condition(column, Op.ONE_OF)
+eq = _declare(Op.EQ)
+"""`column = value`."""
+gt = _declare(Op.GT)
+"""`column > value`."""
+gte = _declare(Op.GTE)
+"""`column >= value` (a range's lower bound)."""
+lt = _declare(Op.LT)
+"""`column < value`."""
+lte = _declare(Op.LTE)
+"""`column <= value` (a range's upper bound)."""
+icontains = _declare(Op.ICONTAINS)
+"""Case-insensitive substring match, with LIKE wildcards in the value escaped."""
+one_of = _declare(Op.ONE_OF)
+"""`column IN (values)`; declare the field as a bounded list (`max_length=`)."""
 
 
 # --- values checked against their column ---------------------------------------------------
