@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, ParamSpec
 
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -29,6 +29,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 logger = logging.getLogger("patterns.resilience")
 
 _FAILURES = (RedisConnectionError, RedisTimeoutError, OSError)
+_P = ParamSpec("_P")
 
 
 class CircuitBreaker:
@@ -98,19 +99,22 @@ def guarded_connection_class(breaker: CircuitBreaker) -> type[Connection]:
         ) -> None:
             if self.is_connected:
                 return
-            breaker.check(self)
-            try:
-                await super().connect_check_health(check_health, retry_socket_connect)
-            except _FAILURES as exc:
-                breaker.record_failure(exc)
-                raise
+            await self._unless_open(
+                super().connect_check_health, check_health, retry_socket_connect
+            )
 
         async def send_packed_command(
             self, command: bytes | str | Iterable[bytes], check_health: bool = True
         ) -> None:
+            await self._unless_open(super().send_packed_command, command, check_health)
+
+        async def _unless_open(
+            self, io: Callable[_P, Awaitable[None]], *args: _P.args, **kwargs: _P.kwargs
+        ) -> None:
+            """`await io(...)` unless the breaker refuses this connection; a failure trips it."""
             breaker.check(self)
             try:
-                await super().send_packed_command(command, check_health)
+                await io(*args, **kwargs)
             except _FAILURES as exc:
                 breaker.record_failure(exc)
                 raise
