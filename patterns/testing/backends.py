@@ -183,52 +183,28 @@ def local_postgres() -> Service:
         os.chown(root, info.pw_uid, info.pw_gid)
     data = root / "data"
     port = free_port()
-    subprocess.run(
-        _as_user(
-            user,
-            [
-                initdb,
-                "-D",
-                str(data),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "--no-instructions",
-            ],
-        ),
-        check=True,
-        capture_output=True,
-        cwd=root,
+
+    def run(*argv: str) -> None:
+        subprocess.run(_as_user(user, list(argv)), check=True, capture_output=True, cwd=root)
+
+    run(
+        initdb,
+        "-D",
+        str(data),
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+        "-E",
+        "UTF8",
+        "--no-sync",
+        "--no-instructions",
     )
     opts = (
         f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
-    subprocess.run(
-        _as_user(
-            user,
-            [
-                pg_ctl,
-                "-D",
-                str(data),
-                "-o",
-                opts,
-                "-l",
-                str(root / "log"),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        ),
-        check=True,
-        capture_output=True,
-        cwd=root,
-    )
+    run(pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "-t", "60", "start")
     _wait_for_port("127.0.0.1", port, 30, "PostgreSQL")
     return Service(
         "postgres",
