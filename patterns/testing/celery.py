@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,22 +23,17 @@ from celery.worker import WorkController
 from patterns.tasks import in_process_worker
 
 
-@contextmanager
 def worker_thread(
-    app: Celery,
-    *,
-    pool: str = "threads",
-    concurrency: int = 2,
-    loglevel: str = "WARNING",
-) -> Iterator[WorkController]:
+    app: Celery, *, pool: str = "threads", concurrency: int = 2, loglevel: str = "WARNING"
+) -> AbstractContextManager[WorkController]:
     """Start a worker for `app` on a thread of the test process; stop it when the block exits.
 
-    `pool="threads"` lets two tasks run at once in one process (a concurrency test needs that);
-    `pool="solo"` runs one at a time. The app is the current and default app meanwhile, so the
-    test's `task.delay()` goes to this worker's broker.
+    `patterns.tasks.in_process_worker` with a test's defaults: `pool="threads"` lets two tasks
+    run at once in one process (a concurrency test needs that); `pool="solo"` runs one at a time.
+    The app is the current and default app meanwhile, so the test's `task.delay()` goes to this
+    worker's broker.
     """
-    with in_process_worker(app, pool=pool, concurrency=concurrency, loglevel=loglevel) as worker:
-        yield worker
+    return in_process_worker(app, pool=pool, concurrency=concurrency, loglevel=loglevel)
 
 
 @dataclass(frozen=True)
