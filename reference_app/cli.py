@@ -313,17 +313,27 @@ def _warm_cache(args: argparse.Namespace) -> int:
     return 0 if failed == 0 else 1
 
 
+def _no_broker(settings: Settings, command: str, why: str = "") -> bool:
+    """True, after saying so, when no broker is configured: the embedded default's is in memory,
+    inside `serve`, where no other process can reach it."""
+    from reference_app.core.celery_app import uses_memory_broker
+
+    if not uses_memory_broker(settings):
+        return False
+    print(
+        f"{command}: no broker configured (KIT_REDIS_URL or KIT_CELERY_BROKER_URL){why}",
+        file=sys.stderr,
+    )
+    return True
+
+
 def _worker(args: argparse.Namespace) -> int:
-    from reference_app.core.celery_app import get_celery_app, uses_memory_broker, worker_logging
+    from reference_app.core.celery_app import get_celery_app, worker_logging
     from reference_app.worker.supervisor import run_celery, supervise
 
     settings = get_settings()
-    if uses_memory_broker(settings):
-        print(
-            "worker: no broker configured (KIT_REDIS_URL or KIT_CELERY_BROKER_URL). The embedded "
-            "default runs tasks inside `serve`; a separate worker needs Redis.",
-            file=sys.stderr,
-        )
+    why = ". The embedded default runs tasks inside `serve`; a separate worker needs Redis."
+    if _no_broker(settings, "worker", why):
         return 2
     extra = args.celery_args[1:] if args.celery_args[:1] == ["--"] else args.celery_args
     from reference_app.core.logging import setup_logging
@@ -355,14 +365,11 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _beat(args: argparse.Namespace) -> int:
-    from reference_app.core.celery_app import get_celery_app, uses_memory_broker, worker_logging
+    from reference_app.core.celery_app import get_celery_app, worker_logging
     from reference_app.worker.supervisor import run_celery
 
     settings = get_settings()
-    if uses_memory_broker(settings):
-        print(
-            "beat: no broker configured (KIT_REDIS_URL or KIT_CELERY_BROKER_URL)", file=sys.stderr
-        )
+    if _no_broker(settings, "beat"):
         return 2
     app = get_celery_app()
     argv = ["beat", f"--loglevel={args.loglevel or settings.log_level}"]
@@ -375,17 +382,12 @@ def _beat(args: argparse.Namespace) -> int:
 def _relay(args: argparse.Namespace) -> int:
     import signal
 
-    from reference_app.core.celery_app import create_celery_app, uses_memory_broker
+    from reference_app.core.celery_app import create_celery_app
     from reference_app.core.logging import setup_logging
     from reference_app.worker.outbox import OutboxRelay
 
     settings = get_settings()
-    if uses_memory_broker(settings):
-        print(
-            "relay: no broker configured (KIT_REDIS_URL or KIT_CELERY_BROKER_URL); the embedded "
-            "default relays inside `serve`",
-            file=sys.stderr,
-        )
+    if _no_broker(settings, "relay", "; the embedded default relays inside `serve`"):
         return 2
     setup_logging(settings)
     app = create_celery_app(settings)
@@ -406,16 +408,12 @@ def _relay(args: argparse.Namespace) -> int:
 def _requeue_pending(args: argparse.Namespace) -> int:
     from kombu.exceptions import OperationalError as BrokerError
 
-    from reference_app.core.celery_app import create_celery_app, uses_memory_broker
+    from reference_app.core.celery_app import create_celery_app
     from reference_app.worker.requeue import requeue_pending_orders
 
     settings = get_settings()
-    if uses_memory_broker(settings):
-        print(
-            "requeue-pending: no broker configured (KIT_REDIS_URL or KIT_CELERY_BROKER_URL); "
-            "the embedded default's queue lives inside `serve`",
-            file=sys.stderr,
-        )
+    why = "; the embedded default's queue lives inside `serve`"
+    if _no_broker(settings, "requeue-pending", why):
         return 2
     app = create_celery_app(settings)
     try:
