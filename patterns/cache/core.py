@@ -167,10 +167,10 @@ class Cache:
         spec: CacheSpec,
         compute: Compute,
         *,
+        model: type[M] | TypeAdapter[M],
         parts: Mapping[str, Any] | None = ...,
         principal: Any = ...,
         tags: Sequence[str] = ...,
-        model: type[M] | TypeAdapter[M],
     ) -> M: ...
 
     @overload
@@ -294,10 +294,10 @@ class Cache:
         spec: CacheSpec,
         value: Any,
         *,
+        model: Any = None,
         parts: Mapping[str, Any] | None = None,
         principal: Any = None,
         tags: Sequence[str] = (),
-        model: Any = None,
     ) -> bool:
         """Store `value` for these inputs (overwriting), serialised as in `get_or_set`.
         False when Redis did not take it (the memory tier still did, if the spec uses one)."""
