@@ -78,11 +78,11 @@ class TokenService:
             raise ValueError(f"unsupported algorithm {algorithm!r}")
         if verified_cache_size < 0:
             raise ValueError("verified_cache_size must be >= 0")
-        self._secret = secret
-        self._algorithm = algorithm
         self.issuer = issuer
         self.audience = audience
         self.ttl = {TokenType.ACCESS: access_ttl, TokenType.REFRESH: refresh_ttl}
+        self._secret = secret
+        self._algorithm = algorithm
         self._leeway = leeway
         # Tokens already verified, by their exact text: a client sends the same access token
         # with every request, and verifying it (HMAC, base64, JSON, claim checks) is a
