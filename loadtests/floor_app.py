@@ -42,14 +42,19 @@ sync_engine = create_engine(sync_url(_URL))  # the template's engine: SQLAlchemy
 app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
 
-class ItemOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
+# As the official template declares its items: the fields a client writes in a base model, the
+# response adds what the database set.
+class ItemBase(BaseModel):
     title: str
     description: str | None
     category: str
     price: Decimal
     is_featured: bool
+
+
+class ItemOut(ItemBase):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
     owner_id: int
     created_at: datetime
     updated_at: datetime
