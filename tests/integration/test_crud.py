@@ -25,6 +25,12 @@ from reference_app.models import User
 QueryAssert = Callable[[int], AbstractContextManager[QueryCounter]]
 
 
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    email: str
+
+
 class UserCreate(BaseModel):
     email: str
     hashed_password: str = "not-a-hash"
@@ -36,12 +42,6 @@ class UserUpdate(BaseModel):
     full_name: str | None = None
     role: str | None = None
     is_active: bool | None = None
-
-
-class UserOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    email: str
 
 
 class UserFilter(FilterSet):
