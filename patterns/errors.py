@@ -91,7 +91,7 @@ class AppError(Exception):
         super().__init_subclass__(**kwargs)
         if status is not None:
             cls.status_code = status
-            cls.code = code or _STATUS_CODES[status]
+            cls.code = code or _STATUS_CODES[status]  # a status not listed needs a `code`
         elif code is not None:
             cls.code = code
         if message is not None:
