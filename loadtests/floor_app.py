@@ -1,5 +1,6 @@
 """The floor the kit's hot paths are measured against (`loadtests/floor.py`, docs/performance.md):
-a bare FastAPI app as its documentation writes one, on the kit's own tables and ORM model.
+a bare FastAPI app as its documentation writes one, on the kit's own tables, ORM model and item
+schema (so both answer the same JSON).
 
 * `/ping`: the framework alone.
 * `/items/{item_id}`: a bare async SQLAlchemy primary-key read (a session per request, as a
@@ -18,13 +19,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
-from decimal import Decimal
 from typing import Annotated
 
 import jwt
 from fastapi import Depends, FastAPI, Header, HTTPException, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
@@ -32,6 +31,7 @@ from sqlalchemy.orm import Session
 from patterns.db.engine import async_url, sync_url
 from reference_app.models.item import Item
 from reference_app.models.user import User
+from reference_app.schemas.item import ItemResponse
 
 _URL = os.environ.get("FLOOR_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/kit_floor")
 _POOL = int(os.environ.get("FLOOR_POOL_SIZE", "32"))
@@ -42,21 +42,8 @@ sync_engine = create_engine(sync_url(_URL))  # the template's engine: SQLAlchemy
 app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
 
-class ItemOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    id: int
-    title: str
-    description: str | None
-    category: str
-    price: Decimal
-    is_featured: bool
-    owner_id: int
-    created_at: datetime
-    updated_at: datetime
-
-
 class ItemsPage(BaseModel):
-    data: list[ItemOut]
+    data: list[ItemResponse]
     count: int
 
 
@@ -96,7 +83,7 @@ async def ping() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@app.get("/items/{item_id}", response_model=ItemOut)
+@app.get("/items/{item_id}", response_model=ItemResponse)
 async def read_item(item_id: int, session: AsyncSessionDep) -> Item:
     item = await session.get(Item, item_id)
     if item is None:
@@ -110,7 +97,7 @@ async def read_items(
 ) -> ItemsPage:
     count = await session.scalar(select(func.count()).select_from(Item))
     rows = await session.scalars(select(Item).order_by(Item.id).offset(skip).limit(limit))
-    return ItemsPage(data=[ItemOut.model_validate(r) for r in rows], count=count or 0)
+    return ItemsPage(data=[ItemResponse.model_validate(r) for r in rows], count=count or 0)
 
 
 @app.get("/template/items", response_model=ItemsPage)
@@ -122,4 +109,4 @@ def read_items_template(
 ) -> ItemsPage:
     count = session.execute(select(func.count()).select_from(Item)).scalar_one()
     rows = session.scalars(select(Item).offset(skip).limit(limit)).all()
-    return ItemsPage(data=[ItemOut.model_validate(r) for r in rows], count=count)
+    return ItemsPage(data=[ItemResponse.model_validate(r) for r in rows], count=count)
