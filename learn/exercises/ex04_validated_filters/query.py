@@ -10,7 +10,7 @@ from learn.models import Product
 
 def products_matching(
     category: str | None, min_price: int | None, max_price: int | None
-) -> Select[tuple[Product]]:
+) -> Select[Product]:
     """The products in `category` priced from `min_price` to `max_price` (None: no bound)."""
     stmt = select(Product)
     if category is not None:
