@@ -195,8 +195,8 @@ class Registered:
 
 
 def discover() -> list[Registered]:
-    """Every pitfall in `pitfalls/catalog.py`, in ID order; a `pitfalls/pfNNN_*` package the
-    catalogue does not name (or a row without its package) is an error, not a silent skip."""
+    """Every pitfall in `pitfalls/catalog.toml`, in ID order; a `pitfalls/pfNNN_*` package the
+    catalogue does not name (or an entry without its package) is an error, not a silent skip."""
     import pitfalls
 
     packages = {
@@ -207,7 +207,7 @@ def discover() -> list[Registered]:
     named = {p.package for p in PITFALLS}
     if packages != named:
         raise RuntimeError(
-            f"pitfalls/catalog.py and the pitfall packages disagree: {sorted(packages ^ named)}"
+            f"pitfalls/catalog.toml and the pitfall packages disagree: {sorted(packages ^ named)}"
         )
     ids = [p.id for p in PITFALLS]
     if len(set(ids)) != len(ids):
