@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from learn.models import Account, Product
+from learn.models import Account, Order, Product
 from patterns.db.session import session_scope
 from patterns.errors import AppError, install_error_handlers
 from patterns.security.jwt import TokenService, TokenType
@@ -103,6 +103,14 @@ class ProductPage(BaseModel):
     total: int
     skip: int
     limit: int
+
+
+async def add_order(session: AsyncSession, product_id: int, quantity: int) -> Order:
+    """A new order in `session`'s transaction, flushed so it has its id (not committed)."""
+    order = Order(product_id=product_id, quantity=quantity)
+    session.add(order)
+    await session.flush()
+    return order
 
 
 def product_key(product_id: int) -> str:
