@@ -26,7 +26,7 @@ def docs_url() -> str:
 @dataclass(frozen=True)
 class Pitfall:
     """A stable ID (never renumbered), its package, what it is called, and the servers its
-    evidence needs (the rows are in `pitfalls/catalog.toml`).
+    evidence needs (the entries are in `pitfalls/catalog.toml`).
 
     `needs` lists the real servers without which the evidence would be fake (SQLite has no
     concurrent writers and no PostgreSQL planner; fakeredis runs in-process), so the runner
