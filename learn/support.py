@@ -1,4 +1,4 @@
-"""What the exercises take as given: the shop's app factory, its session and its tokens.
+"""What the exercises take as given: the shop's app factory, its session, tokens and schemas.
 
 The learner's files import from here and from `patterns`; the checks build their small apps with
 `make_app` or `make_app_on`. Nothing here is an exercise: it is the stable ground the exercises
@@ -13,10 +13,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from learn.models import Account, Product
+from learn.models import Account, Order, Product
 from patterns.db.session import session_scope
 from patterns.errors import AppError, install_error_handlers
 from patterns.security.jwt import TokenService, TokenType
@@ -82,6 +83,34 @@ def make_app_on(session: AsyncSession, *routers: APIRouter) -> FastAPI:
     app = make_app(*routers)
     app.dependency_overrides[get_session] = override
     return app
+
+
+class ProductOut(BaseModel):
+    """A product as the shop's listings answer it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    category: str
+    price_cents: int
+
+
+class ProductPage(BaseModel):
+    """One page of a listing, with the total and the bounds that produced it."""
+
+    items: list[ProductOut]
+    total: int
+    skip: int
+    limit: int
+
+
+async def add_order(session: AsyncSession, product_id: int, quantity: int) -> Order:
+    """A new order in `session`'s transaction, flushed so it has its id (not committed)."""
+    order = Order(product_id=product_id, quantity=quantity)
+    session.add(order)
+    await session.flush()
+    return order
 
 
 def product_key(product_id: int) -> str:

@@ -109,19 +109,10 @@ class Recorder:
         self.directory = directory
         self.pid = pid
         self.rate = rate
+        self.flamegraph = directory / "flamegraph.svg"
+        self.stacks = directory / "stacks.txt"
+        self.top = directory / "top.txt"
         self._procs: list[subprocess.Popen[bytes]] = []
-
-    @property
-    def flamegraph(self) -> Path:
-        return self.directory / "flamegraph.svg"
-
-    @property
-    def stacks(self) -> Path:
-        return self.directory / "stacks.txt"
-
-    @property
-    def top(self) -> Path:
-        return self.directory / "top.txt"
 
     def commands(self) -> list[list[str]]:
         common = [

@@ -25,7 +25,8 @@ def docs_url() -> str:
 
 @dataclass(frozen=True)
 class Pitfall:
-    """A stable ID (never renumbered), what it is called, and the servers its evidence needs.
+    """A stable ID (never renumbered), its package, what it is called, and the servers its
+    evidence needs (the entries are in `pitfalls/catalog.toml`).
 
     `needs` lists the real servers without which the evidence would be fake (SQLite has no
     concurrent writers and no PostgreSQL planner; fakeredis runs in-process), so the runner
@@ -33,10 +34,16 @@ class Pitfall:
     """
 
     id: str
+    slug: str
     title: str
     summary: str
     guide: str
     needs: frozenset[str] = frozenset()
+
+    @property
+    def package(self) -> str:
+        """The package that holds its code, e.g. `pitfalls.pf001_n_plus_one`."""
+        return f"pitfalls.{self.id.lower()}_{self.slug}"
 
     @property
     def page(self) -> str:

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from patterns.db import is_sqlite, make_async_engine, sync_url
 from pitfalls._evidence import POSTGRESQL, REDIS, SERVER_NAMES, Evidence, Pitfall
+from pitfalls.catalog import PITFALLS
 from reference_app.core.config import Settings
 from reference_app.core.redis import make_redis
 from reference_app.models import Base
@@ -194,21 +195,24 @@ class Registered:
 
 
 def discover() -> list[Registered]:
-    """Every `pitfalls/pfNNN_*` package, in ID order."""
+    """Every pitfall in `pitfalls/catalog.toml`, in ID order; a `pitfalls/pfNNN_*` package the
+    catalogue does not name (or an entry without its package) is an error, not a silent skip."""
     import pitfalls
 
-    found = []
-    for info in pkgutil.iter_modules(pitfalls.__path__):
-        if info.ispkg and _PACKAGE.fullmatch(info.name):
-            package = f"pitfalls.{info.name}"
-            pitfall = importlib.import_module(package).PITFALL
-            if not isinstance(pitfall, Pitfall):
-                raise TypeError(f"{package}.PITFALL is not a Pitfall")
-            found.append(Registered(pitfall, package))
-    ids = [r.pitfall.id for r in found]
+    packages = {
+        f"pitfalls.{info.name}"
+        for info in pkgutil.iter_modules(pitfalls.__path__)
+        if info.ispkg and _PACKAGE.fullmatch(info.name)
+    }
+    named = {p.package for p in PITFALLS}
+    if packages != named:
+        raise RuntimeError(
+            f"pitfalls/catalog.toml and the pitfall packages disagree: {sorted(packages ^ named)}"
+        )
+    ids = [p.id for p in PITFALLS]
     if len(set(ids)) != len(ids):
         raise RuntimeError(f"duplicate pitfall IDs: {sorted(ids)}")
-    return sorted(found, key=lambda r: r.pitfall.id)
+    return [Registered(p, p.package) for p in sorted(PITFALLS, key=lambda p: p.id)]
 
 
 def select(ids: Sequence[str]) -> list[Registered]:

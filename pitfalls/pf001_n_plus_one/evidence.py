@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from patterns.db import count_queries, session_scope
 from pitfalls._evidence import Evidence, line_chart, stopwatch
 from pitfalls._runner import Backends
-from pitfalls.pf001_n_plus_one import PITFALL, right, wrong
+from pitfalls.pf001_n_plus_one import right, wrong
 from reference_app.models import Item, User
 
 SIZES = (10, 100, 1000)
@@ -93,8 +93,8 @@ async def run(backends: Backends) -> Evidence:
         ):
             series[key].append(value)
     chart = line_chart(
-        backends.results_dir / f"{PITFALL.id}_n_plus_one.png",
-        f"{PITFALL.id} N+1 queries ({backends.dialect}, {ITEMS_PER_USER} items per user)",
+        backends.results_dir / "PF001_n_plus_one.png",
+        f"PF001 N+1 queries ({backends.dialect}, {ITEMS_PER_USER} items per user)",
         SIZES,
         [
             (

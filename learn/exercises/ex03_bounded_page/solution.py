@@ -10,28 +10,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 
 from learn.models import Product
-from learn.support import SessionDep
+from learn.support import ProductOut, ProductPage, SessionDep
 
 router = APIRouter()
-
-
-class ProductOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-    price_cents: int
-
-
-class ProductPage(BaseModel):
-    items: list[ProductOut]
-    total: int
-    skip: int
-    limit: int
 
 
 @router.get("/products")

@@ -9,28 +9,12 @@ default 20) so bad values get a 422, and give the query a stable order.
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 
 from learn.models import Product
-from learn.support import SessionDep
+from learn.support import ProductOut, ProductPage, SessionDep
 
 router = APIRouter()
-
-
-class ProductOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-    price_cents: int
-
-
-class ProductPage(BaseModel):
-    items: list[ProductOut]
-    total: int
-    skip: int
-    limit: int
 
 
 @router.get("/products")

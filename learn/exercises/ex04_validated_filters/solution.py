@@ -11,10 +11,11 @@ from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import UnaryExpression, select
+from sqlalchemy import UnaryExpression
 
+from learn.exercises.ex04_validated_filters.query import products_matching
 from learn.models import Product
-from learn.support import SessionDep
+from learn.support import ProductOut, SessionDep
 
 router = APIRouter()
 
@@ -23,15 +24,6 @@ SORTS: dict[str, tuple[UnaryExpression[Any], ...]] = {
     "price": (Product.price_cents.asc(), Product.id.asc()),
     "-price": (Product.price_cents.desc(), Product.id.asc()),
 }
-
-
-class ProductOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-    category: str
-    price_cents: int
 
 
 class ProductFilter(BaseModel):
@@ -57,12 +49,6 @@ class ProductFilter(BaseModel):
 async def search_products(
     session: SessionDep, filters: Annotated[ProductFilter, Query()]
 ) -> list[ProductOut]:
-    stmt = select(Product)
-    if filters.category is not None:
-        stmt = stmt.where(Product.category == filters.category)
-    if filters.min_price is not None:
-        stmt = stmt.where(Product.price_cents >= filters.min_price)
-    if filters.max_price is not None:
-        stmt = stmt.where(Product.price_cents <= filters.max_price)
+    stmt = products_matching(filters.category, filters.min_price, filters.max_price)
     rows = await session.scalars(stmt.order_by(*SORTS[filters.sort]).limit(100))
     return [ProductOut.model_validate(row) for row in rows]

@@ -12,22 +12,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from pydantic import BaseModel
 
+from learn.exercises.ex04_validated_filters.query import products_matching
 from learn.models import Product
-from learn.support import SessionDep
+from learn.support import ProductOut, SessionDep
 
 router = APIRouter()
-
-
-class ProductOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-    category: str
-    price_cents: int
 
 
 class ProductFilter(BaseModel):
@@ -41,13 +32,7 @@ class ProductFilter(BaseModel):
 async def search_products(
     session: SessionDep, filters: Annotated[ProductFilter, Query()]
 ) -> list[ProductOut]:
-    stmt = select(Product)
-    if filters.category is not None:
-        stmt = stmt.where(Product.category == filters.category)
-    if filters.min_price is not None:
-        stmt = stmt.where(Product.price_cents >= filters.min_price)
-    if filters.max_price is not None:
-        stmt = stmt.where(Product.price_cents <= filters.max_price)
+    stmt = products_matching(filters.category, filters.min_price, filters.max_price)
     name = filters.sort.removeprefix("-")
     column = getattr(Product, "price_cents" if name == "price" else name)
     stmt = stmt.order_by(column.desc() if filters.sort.startswith("-") else column, Product.id)

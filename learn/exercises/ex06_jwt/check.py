@@ -19,10 +19,17 @@ from patterns.testing import make_client
 Bearer = Annotated[HTTPAuthorizationCredentials, Depends(HTTPBearer())]
 
 
-async def _setup(learner: ModuleType, session: AsyncSession) -> tuple[FastAPI, Account]:
+@pytest.fixture
+async def ada(db_session: AsyncSession) -> Account:
     account = Account(email="ada@example.com", hashed_password="-")
-    session.add(account)
-    await session.flush()
+    db_session.add(account)
+    await db_session.flush()
+    return account
+
+
+@pytest.fixture
+def app(learner: ModuleType, db_session: AsyncSession) -> FastAPI:
+    """`GET /me`: the email of the account the learner's `read_access_token` finds in the token."""
     router = APIRouter()
 
     @router.get("/me")
@@ -32,8 +39,7 @@ async def _setup(learner: ModuleType, session: AsyncSession) -> tuple[FastAPI, A
             raise NotFoundError()
         return {"email": found.email}
 
-    app = make_app_on(session, router)
-    return app, account
+    return make_app_on(db_session, router)
 
 
 async def _me(app: FastAPI, token: str) -> int:
@@ -44,10 +50,9 @@ async def _me(app: FastAPI, token: str) -> int:
 
 @pytest.mark.integration
 async def test_a_fresh_token_works_and_expires(
-    learner: ModuleType, db_session: AsyncSession
+    learner: ModuleType, app: FastAPI, ada: Account
 ) -> None:
-    app, account = await _setup(learner, db_session)
-    token = learner.create_access_token(account.id)
+    token = learner.create_access_token(ada.id)
     assert await _me(app, token) == 200, (
         "GET /me with a fresh token from create_access_token was refused"
     )
@@ -82,11 +87,8 @@ CASES: dict[str, Callable[[int], str]] = {
 
 @pytest.mark.integration
 @pytest.mark.parametrize("case", list(CASES))
-async def test_a_bad_token_is_a_401(
-    learner: ModuleType, db_session: AsyncSession, case: str
-) -> None:
-    app, account = await _setup(learner, db_session)
-    status = await _me(app, CASES[case](account.id))
+async def test_a_bad_token_is_a_401(app: FastAPI, ada: Account, case: str) -> None:
+    status = await _me(app, CASES[case](ada.id))
     assert status == 401, (
         f"GET /me with {case} answered {status}; expected 401 "
         "(raise AuthenticationError for anything but a valid, unexpired HS256 access token)"

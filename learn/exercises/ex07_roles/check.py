@@ -11,24 +11,30 @@ from learn.support import access_token_for, make_app_on
 from patterns.testing import make_client
 
 
-async def _setup(learner: ModuleType, session: AsyncSession) -> tuple[FastAPI, dict[str, str]]:
+@pytest.fixture
+async def headers(db_session: AsyncSession) -> dict[str, str]:
+    """The Authorization header each caller sends (an admin, a user, a token that is no JWT)."""
     admin = Account(email="admin@example.com", hashed_password="-", role="admin")
     user = Account(email="user@example.com", hashed_password="-", role="user")
-    session.add_all([admin, user])
-    await session.flush()
+    db_session.add_all([admin, user])
+    await db_session.flush()
+    return {
+        "admin": f"Bearer {access_token_for(admin)}",
+        "user": f"Bearer {access_token_for(user)}",
+        "an invalid token": "Bearer not-a-token",
+    }
+
+
+@pytest.fixture
+def app(learner: ModuleType, db_session: AsyncSession) -> FastAPI:
+    """`GET /admin/report`, behind the learner's `require_role("admin")`."""
     router = APIRouter()
 
     @router.get("/admin/report", dependencies=[Depends(learner.require_role("admin"))])
     async def report() -> dict[str, int]:
         return {"orders": 42}
 
-    app = make_app_on(session, router)
-    headers = {
-        "admin": f"Bearer {access_token_for(admin)}",
-        "user": f"Bearer {access_token_for(user)}",
-        "an invalid token": "Bearer not-a-token",
-    }
-    return app, headers
+    return make_app_on(db_session, router)
 
 
 EXPECTED = {"no token": 401, "an invalid token": 401, "user": 403, "admin": 200}
@@ -37,9 +43,8 @@ EXPECTED = {"no token": 401, "an invalid token": 401, "user": 403, "admin": 200}
 @pytest.mark.integration
 @pytest.mark.parametrize("who", list(EXPECTED))
 async def test_each_caller_gets_the_right_status(
-    learner: ModuleType, db_session: AsyncSession, who: str
+    app: FastAPI, headers: dict[str, str], db_session: AsyncSession, who: str
 ) -> None:
-    app, headers = await _setup(learner, db_session)
     sent = {"Authorization": headers[who]} if who in headers else {}
     async with make_client(app, db_session) as client:
         response = await client.get("/admin/report", headers=sent)

@@ -48,13 +48,16 @@ class Shop:
         return {"Authorization": f"Bearer {access_token_for(account)}"}
 
 
+@pytest.fixture
+def shop(learner: ModuleType, db_session: AsyncSession, redis_client: Redis) -> Shop:
+    """The learner's `cache_key` behind `GET /me/orders`, on this test's session and Redis."""
+    return Shop(learner, db_session, redis_client)
+
+
 @pytest.mark.integration
-async def test_each_account_gets_its_own_entry(
-    learner: ModuleType, db_session: AsyncSession, redis_client: Redis
-) -> None:
-    shop = Shop(learner, db_session, redis_client)
+async def test_each_account_gets_its_own_entry(shop: Shop) -> None:
     ada, bob = await shop.login("ada@example.com"), await shop.login("bob@example.com")
-    async with make_client(shop.app, db_session) as client:
+    async with make_client(shop.app, shop.session) as client:
         first = (await client.get("/me/orders", headers=ada)).json()
         second = (await client.get("/me/orders", headers=bob)).json()
     assert first["owner"] == "ada@example.com"
@@ -65,12 +68,9 @@ async def test_each_account_gets_its_own_entry(
 
 
 @pytest.mark.integration
-async def test_each_query_gets_its_own_entry(
-    learner: ModuleType, db_session: AsyncSession, redis_client: Redis
-) -> None:
-    shop = Shop(learner, db_session, redis_client)
+async def test_each_query_gets_its_own_entry(shop: Shop) -> None:
     ada = await shop.login("ada@example.com")
-    async with make_client(shop.app, db_session) as client:
+    async with make_client(shop.app, shop.session) as client:
         await client.get("/me/orders", params={"page": 1}, headers=ada)
         page2 = (await client.get("/me/orders", params={"page": 2}, headers=ada)).json()
         paid = (await client.get("/me/orders", params={"status": "paid"}, headers=ada)).json()
@@ -82,12 +82,9 @@ async def test_each_query_gets_its_own_entry(
 
 
 @pytest.mark.integration
-async def test_parameter_order_shares_an_entry(
-    learner: ModuleType, db_session: AsyncSession, redis_client: Redis
-) -> None:
-    shop = Shop(learner, db_session, redis_client)
+async def test_parameter_order_shares_an_entry(shop: Shop) -> None:
     ada = await shop.login("ada@example.com")
-    async with make_client(shop.app, db_session) as client:
+    async with make_client(shop.app, shop.session) as client:
         await client.get("/me/orders?status=paid&page=2", headers=ada)
         again = (await client.get("/me/orders?page=2&status=paid", headers=ada)).json()
     assert again == {"owner": "ada@example.com", "status": "paid", "page": 2}

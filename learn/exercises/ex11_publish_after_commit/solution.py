@@ -12,14 +12,13 @@ from typing import Any
 from celery import Task
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from learn.models import Order
+from learn.support import add_order
 
 
 async def place_order(
     session: AsyncSession, product_id: int, quantity: int, confirm: Task[Any, Any]
 ) -> int:
-    order = Order(product_id=product_id, quantity=quantity)
-    session.add(order)
+    order = await add_order(session, product_id, quantity)
     await session.commit()
     confirm.delay(order.id)
     return order.id
