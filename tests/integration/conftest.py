@@ -166,6 +166,12 @@ def make_account(app: FastAPI, db_session: AsyncSession) -> AccountFactory:
 
 
 @pytest.fixture
+async def account(make_account: AccountFactory) -> Account:
+    """A user (role user) with a valid access token."""
+    return await make_account()
+
+
+@pytest.fixture
 def mailer(app: FastAPI) -> RecordingMailBackend:
     """Replace the logging mail backend with one that records what was sent."""
     backend = RecordingMailBackend()
