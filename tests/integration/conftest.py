@@ -10,13 +10,14 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 from httpx import AsyncClient
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from patterns.db import Database
 from patterns.db.session import commit, rollback
@@ -28,8 +29,9 @@ from reference_app.core.db import get_db, get_read_db
 from reference_app.core.mail import RecordingMailBackend
 from reference_app.core.redis import make_redis
 from reference_app.main import create_app
+from reference_app.models.item import Item
 from reference_app.models.user import Role, User
-from tests.factories import UserFactory
+from tests.factories import ItemFactory, UserFactory
 from tests.integration.celery_fixtures import (  # noqa: F401 (fixtures, registered by import)
     celery_settings,
     celery_worker,
@@ -86,6 +88,43 @@ async def client(app: FastAPI, db_session: AsyncSession) -> AsyncIterator[AsyncC
         yield c
 
 
+class Live(NamedTuple):
+    """The app with its own sessions per request (real commits), as in production, a client of
+    it, and sessions on the same committed data (the tables are emptied after the test)."""
+
+    app: FastAPI
+    client: AsyncClient
+    db: async_sessionmaker[AsyncSession]
+
+
+@pytest_asyncio.fixture
+async def live(
+    settings: Settings,
+    db_engine: AsyncEngine,
+    redis_client: Redis,
+    committed_db: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[Live]:
+    app = create_app(settings, database=Database(db_engine), redis=redis_client)
+    async with make_client(app, raise_app_exceptions=False) as c:
+        yield Live(app, c, committed_db)
+
+
+async def committed_buyers_and_items(
+    live: Live, buyers: int, stock: int, items: int = 1
+) -> tuple[list[dict[str, str]], list[Item]]:
+    """`buyers` committed users' auth headers, and `items` committed items of the first user's
+    with `stock` in stock each."""
+    async with live.db() as s:
+        users = [await UserFactory.create_async(s) for _ in range(buyers)]
+        made = [
+            await ItemFactory.create_async(s, title="Widget", owner_id=users[0].id, stock=stock)
+            for _ in range(items)
+        ]
+        await s.commit()
+    tokens = [live.app.state.kit.tokens.create(user.id, TokenType.ACCESS)[0] for user in users]
+    return [{"Authorization": f"Bearer {token}"} for token in tokens], made
+
+
 @dataclass
 class Account:
     user: User
@@ -124,6 +163,12 @@ def make_account(app: FastAPI, db_session: AsyncSession) -> AccountFactory:
         return Account(user, password, token)
 
     return _make
+
+
+@pytest.fixture
+async def account(make_account: AccountFactory) -> Account:
+    """A user (role user) with a valid access token."""
+    return await make_account()
 
 
 @pytest.fixture

@@ -172,25 +172,14 @@ async def test_refresh_rotates_and_a_refresh_token_works_only_once(
     client: AsyncClient, make_account: AccountFactory
 ) -> None:
     account = await make_account()
-    tokens = (
-        await client.post(
-            LOGIN, data={"username": account.user.email, "password": account.password}
-        )
-    ).json()
-    first = await client.post(
-        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
-    )
+    tokens = await _log_in(client, account)
+    first = await _refresh(client, tokens["refresh_token"])
     assert first.status_code == 200
     new = first.json()
     assert new["refresh_token"] != tokens["refresh_token"]
-    me = await client.get(
-        "/api/v1/users/me", headers={"Authorization": f"Bearer {new['access_token']}"}
-    )
+    me = await client.get(ME, headers=_bearer(new))
     assert me.status_code == 200
-    again = await client.post(
-        "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
-    )
-    _assert_error(again, 401, "token_revoked")
+    await _assert_refresh_refused(client, tokens, "token_revoked")
 
 
 async def test_racing_refreshes_with_one_token_let_exactly_one_through(
@@ -216,12 +205,8 @@ async def test_logout_revokes_access_and_refresh_tokens(
     client: AsyncClient, make_account: AccountFactory, app: FastAPI
 ) -> None:
     account = await make_account()
-    tokens = (
-        await client.post(
-            LOGIN, data={"username": account.user.email, "password": account.password}
-        )
-    ).json()
-    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    tokens = await _log_in(client, account)
+    headers = _bearer(tokens)
     r = await client.post(
         "/api/v1/auth/logout", headers=headers, json={"refresh_token": tokens["refresh_token"]}
     )
@@ -480,6 +465,22 @@ async def _refresh(client: AsyncClient, refresh_token: str) -> Response:
     return await client.post(REFRESH, json={"refresh_token": refresh_token})
 
 
+async def _rotate(client: AsyncClient, tokens: dict[str, str]) -> dict[str, str]:
+    """The new pair a refresh with `tokens`' refresh token returns."""
+    rotated: dict[str, str] = (await _refresh(client, tokens["refresh_token"])).json()
+    return rotated
+
+
+async def _assert_refresh_refused(client: AsyncClient, tokens: dict[str, str], code: str) -> None:
+    _assert_error(await _refresh(client, tokens["refresh_token"]), 401, code)
+
+
+async def _assert_login_lives(client: AsyncClient, tokens: dict[str, str]) -> None:
+    """The pair's access token still reads /me and its refresh token still refreshes."""
+    assert (await client.get(ME, headers=_bearer(tokens))).status_code == 200
+    assert (await _refresh(client, tokens["refresh_token"])).status_code == 200
+
+
 async def test_a_replayed_refresh_token_ends_every_token_of_its_login(
     settings: Settings,
     db_engine: AsyncEngine,
@@ -496,14 +497,11 @@ async def test_a_replayed_refresh_token_ends_every_token_of_its_login(
     async with make_client(app, db_session) as c:
         stolen = await _log_in(c, account)
         other_device = await _log_in(c, account)
-        thief = (await _refresh(c, stolen["refresh_token"])).json()
-        replay = await _refresh(c, stolen["refresh_token"])
-        _assert_error(replay, 401, "refresh_token_reused")
+        thief = await _rotate(c, stolen)
+        await _assert_refresh_refused(c, stolen, "refresh_token_reused")
         assert (await c.get(ME, headers=_bearer(thief))).status_code == 401
-        r = await _refresh(c, thief["refresh_token"])
-        _assert_error(r, 401, "token_revoked")
-        assert (await c.get(ME, headers=_bearer(other_device))).status_code == 200
-        assert (await _refresh(c, other_device["refresh_token"])).status_code == 200
+        await _assert_refresh_refused(c, thief, "token_revoked")
+        await _assert_login_lives(c, other_device)
 
 
 async def test_a_reuse_within_the_grace_window_is_refused_without_ending_the_login(
@@ -513,11 +511,9 @@ async def test_a_reuse_within_the_grace_window_is_refused_without_ending_the_log
     pair the first use returned keeps working (the default window is 10 s)."""
     account = await make_account()
     tokens = await _log_in(client, account)
-    rotated = (await _refresh(client, tokens["refresh_token"])).json()
-    retry = await _refresh(client, tokens["refresh_token"])
-    _assert_error(retry, 401, "token_revoked")
-    assert (await client.get(ME, headers=_bearer(rotated))).status_code == 200
-    assert (await _refresh(client, rotated["refresh_token"])).status_code == 200
+    rotated = await _rotate(client, tokens)
+    await _assert_refresh_refused(client, tokens, "token_revoked")
+    await _assert_login_lives(client, rotated)
 
 
 async def test_logout_ends_the_login_including_refresh_tokens_not_sent(
@@ -525,10 +521,9 @@ async def test_logout_ends_the_login_including_refresh_tokens_not_sent(
 ) -> None:
     account = await make_account()
     first = await _log_in(client, account)
-    rotated = (await _refresh(client, first["refresh_token"])).json()
+    rotated = await _rotate(client, first)
     assert (await client.post(LOGOUT, headers=_bearer(rotated))).status_code == 204
-    r = await _refresh(client, rotated["refresh_token"])  # never sent to logout
-    _assert_error(r, 401, "token_revoked")
+    await _assert_refresh_refused(client, rotated, "token_revoked")  # never sent to logout
     assert (await client.get(ME, headers=_bearer(first))).status_code == 401
 
 

@@ -79,6 +79,12 @@ class EventLog:
             target[1].set()
 
 
+def _logged_cache(client: Redis, **settings: Any) -> tuple[Cache, EventLog]:
+    """A cache on `client` whose events go to a new EventLog."""
+    log = EventLog()
+    return Cache(client, CacheSettings(prefix="test", **settings), on_event=log), log
+
+
 @pytest.fixture
 def cache(redis_client: Redis) -> Cache:
     return Cache(redis_client, CacheSettings(prefix="test"))
@@ -270,9 +276,8 @@ async def test_after_commit_invalidation_is_dropped_on_rollback(
 
 
 async def test_concurrent_misses_in_one_process_compute_once(redis_client: Redis) -> None:
-    log = EventLog()
+    cache, log = _logged_cache(redis_client)
     joined = log.reached("join", 19)
-    cache = Cache(redis_client, CacheSettings(prefix="test"), on_event=log)
     compute = Calls({"v": 1}, hold=True)
     callers = [asyncio.create_task(cache.get_or_set(SPEC, compute)) for _ in range(20)]
     await joined.wait()  # 19 callers joined the one in-flight load
@@ -329,9 +334,8 @@ async def cache_get(cache: Cache, spec: CacheSpec) -> bytes | str | None:
 async def test_a_waiter_takes_over_when_the_lock_holder_vanishes(
     redis_client: Redis, redis_clients: Callable[[], Redis]
 ) -> None:
-    log = EventLog()
+    cache, log = _logged_cache(redis_clients())
     waiting = log.reached("lock_wait", 1)
-    cache = Cache(redis_clients(), CacheSettings(prefix="test"), on_event=log)
     lock = f"{cache.key(SPEC)}:lock"
     await redis_client.set(lock, "a-process-that-died")
     compute = Calls("computed")
@@ -345,8 +349,7 @@ async def test_a_waiter_takes_over_when_the_lock_holder_vanishes(
 
 
 async def test_a_waiter_computes_when_the_wait_runs_out(redis_client: Redis) -> None:
-    log = EventLog()
-    cache = Cache(redis_client, CacheSettings(prefix="test", wait_timeout=0.05), on_event=log)
+    cache, log = _logged_cache(redis_client, wait_timeout=0.05)
     lock = f"{cache.key(SPEC)}:lock"
     await redis_client.set(lock, "a-stuck-process")
     assert await cache.get_or_set(SPEC, Calls("computed")) == "computed"
@@ -357,9 +360,8 @@ async def test_a_waiter_computes_when_the_wait_runs_out(redis_client: Redis) -> 
 async def test_a_failing_compute_reaches_every_joined_caller_and_stores_nothing(
     redis_client: Redis,
 ) -> None:
-    log = EventLog()
+    cache, log = _logged_cache(redis_client)
     joined = log.reached("join", 4)
-    cache = Cache(redis_client, CacheSettings(prefix="test"), on_event=log)
     release = asyncio.Event()
     calls = 0
 
@@ -381,9 +383,8 @@ async def test_a_failing_compute_reaches_every_joined_caller_and_stores_nothing(
 async def test_when_the_leading_caller_is_cancelled_a_joined_caller_loads_instead(
     redis_client: Redis,
 ) -> None:
-    log = EventLog()
+    cache, log = _logged_cache(redis_client)
     joined = log.reached("join", 1)
-    cache = Cache(redis_client, CacheSettings(prefix="test"), on_event=log)
     stuck = Calls("never", hold=True)
     leader = asyncio.create_task(cache.get_or_set(SPEC, stuck))
     await stuck.started.wait()

@@ -20,7 +20,7 @@ from reference_app.core.config import Settings
 from reference_app.core.redis import make_redis
 from reference_app.main import create_app
 from tests.factories import ItemFactory, UserFactory
-from tests.integration.conftest import AccountFactory, run_kit
+from tests.integration.conftest import Account, AccountFactory, run_kit
 
 PROFILE = "/api/v1/users/profile"
 FEATURED = "/api/v1/items/featured"
@@ -31,9 +31,8 @@ def _count(name: str, namespace: str) -> float:
 
 
 async def test_profile_shows_the_user_activity_and_preferences(
-    client: AsyncClient, make_account: AccountFactory
+    client: AsyncClient, account: Account
 ) -> None:
-    account = await make_account()
     await client.post(
         "/api/v1/auth/login", data={"username": account.user.email, "password": account.password}
     )
@@ -46,9 +45,8 @@ async def test_profile_shows_the_user_activity_and_preferences(
 
 
 async def test_profile_update_is_visible_on_the_next_read(
-    client: AsyncClient, make_account: AccountFactory
+    client: AsyncClient, account: Account
 ) -> None:
-    account = await make_account()
     hits_before = _count("cache_hits_total", "users.profile")
     first = (await client.get(PROFILE, headers=account.headers)).json()
     again = (await client.get(PROFILE, headers=account.headers)).json()
@@ -79,21 +77,17 @@ async def test_user_a_never_receives_user_bs_cached_profile(
 
 
 async def test_featured_is_served_from_cache_and_fresh_after_a_write(
-    client: AsyncClient,
-    make_account: AccountFactory,
-    db_session: AsyncSession,
-    assert_num_queries: Any,
+    client: AsyncClient, account: Account, db_session: AsyncSession, assert_num_queries: Any
 ) -> None:
-    owner = await make_account()
     item = await ItemFactory.create_async(
-        db_session, title="Star", category="x", price=Decimal("1.00"), owner_id=owner.user.id
+        db_session, title="Star", category="x", price=Decimal("1.00"), owner_id=account.user.id
     )
     await db_session.commit()
     assert (await client.get(FEATURED)).json() == []
     with assert_num_queries(0):  # a hit touches no database
         assert (await client.get(FEATURED)).json() == []
     r = await client.patch(
-        f"/api/v1/items/{item.id}", headers=owner.headers, json={"is_featured": True}
+        f"/api/v1/items/{item.id}", headers=account.headers, json={"is_featured": True}
     )
     assert r.status_code == 200
     featured = (await client.get(FEATURED)).json()
@@ -105,10 +99,9 @@ async def test_reads_answer_200_with_redis_stopped(
     db_engine: AsyncEngine,
     redis_client: Redis,
     app: FastAPI,
-    make_account: AccountFactory,
+    account: Account,
     db_session: AsyncSession,
 ) -> None:
-    account = await make_account()
     # The app's own client configuration, pointed at a port nothing listens on.
     dead = make_redis(
         settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})

@@ -16,11 +16,10 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Integer, MetaData, Numeric, String, insert, select
+from sqlalchemy import MetaData, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Session
 
-from patterns.db import UTCDateTime
 from patterns.db.queries import QueryCounter
 from patterns.filtering import FilterSet, eq, gte, icontains, lte
 from patterns.pagination import (
@@ -31,6 +30,7 @@ from patterns.pagination import (
     paginate,
     paginate_keyset,
 )
+from tests.scratch_table import CatalogueColumns
 
 QueryAssert = Callable[[int], AbstractContextManager[QueryCounter]]
 
@@ -39,14 +39,8 @@ class ScratchBase(DeclarativeBase):
     metadata = MetaData()  # not the app's: this table exists only inside one test's transaction
 
 
-class Gadget(ScratchBase):
+class Gadget(CatalogueColumns, ScratchBase):
     __tablename__ = "scratch_gadgets"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    title: Mapped[str] = mapped_column(String(60))
-    category: Mapped[str] = mapped_column(String(20))
-    price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class GadgetOut(BaseModel):

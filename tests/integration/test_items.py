@@ -14,11 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reference_app.models.item import Inventory, Item
 from reference_app.models.user import Role
 from tests.factories import ItemFactory
-from tests.integration.conftest import AccountFactory
+from tests.integration.conftest import Account, AccountFactory
 
 ITEMS = "/api/v1/items"
 CATEGORIES = ["books", "games", "tools", "music", "garden"]
 TITLES = ["Red lamp", "Blue chair", "100% cotton", "snake_case guide", "Lamp oil", "Big red box"]
+
+
+@pytest.fixture
+async def owner(make_account: AccountFactory) -> Account:
+    """The seeded items' owner."""
+    return await make_account()
 
 
 async def _seed(
@@ -59,9 +65,8 @@ def _brute(rows: list[dict[str, Any]], f: dict[str, Any]) -> list[int]:
 
 
 async def test_filters_and_pages_agree_with_a_brute_force_filter(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, owner: Account, db_session: AsyncSession
 ) -> None:
-    owner = await make_account()
     rows = await _seed(db_session, owner.user.id, 300)
     rng = random.Random(11)
     cases: list[dict[str, Any]] = [{}, {"q": "%"}, {"q": "_"}, {"q": "RED"}, {"category": "none"}]
@@ -109,14 +114,13 @@ async def test_filters_and_pages_agree_with_a_brute_force_filter(
 )
 async def test_page_arithmetic_at_the_edges(
     client: AsyncClient,
-    make_account: AccountFactory,
+    owner: Account,
     db_session: AsyncSession,
     n: int,
     limit: int,
     skip: int,
     expected: dict[str, int],
 ) -> None:
-    owner = await make_account()
     await _seed(db_session, owner.user.id, n)
     page = (await client.get(ITEMS, params={"skip": skip, "limit": limit})).json()
     assert {k: page[k] for k in ("total", "pages", "page")} == {
@@ -149,11 +153,10 @@ async def test_bad_list_parameters_are_422_in_the_envelope(
 
 async def test_list_query_count_is_constant_in_the_number_of_items(
     client: AsyncClient,
-    make_account: AccountFactory,
+    owner: Account,
     db_session: AsyncSession,
     assert_num_queries: Any,
 ) -> None:
-    owner = await make_account()
     await _seed(db_session, owner.user.id, 5)
     with assert_num_queries(2):  # COUNT + one page
         r = await client.get(ITEMS, params={"limit": 100})
@@ -165,9 +168,8 @@ async def test_list_query_count_is_constant_in_the_number_of_items(
 
 
 async def test_filtered_list_query_uses_an_index_on_a_seeded_table(
-    db_session: AsyncSession, make_account: AccountFactory
+    db_session: AsyncSession, owner: Account
 ) -> None:
-    owner = await make_account()
     await _seed(db_session, owner.user.id, 20_000)
     await db_session.execute(text("ANALYZE items"))
     stmt = select(Item).where(Item.category == "books", Item.price.between(10, 20))
@@ -180,9 +182,8 @@ async def test_filtered_list_query_uses_an_index_on_a_seeded_table(
 
 
 async def test_keyset_scroll_walks_every_item_once(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, owner: Account, db_session: AsyncSession
 ) -> None:
-    owner = await make_account()
     rows = await _seed(db_session, owner.user.id, 55)
     seen: list[int] = []
     cursor: str | None = None

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient
-from redis.asyncio import Redis
+from httpx import AsyncClient, Response
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from patterns.db import Database
 from patterns.observability.celery import REQUEST_ID_HEADER
 from patterns.security import TokenType
-from patterns.testing import make_client
 from patterns.testing.celery import record_task_events
-from reference_app.core.config import Settings
-from reference_app.main import create_app
 from reference_app.models.item import Inventory, Item
 from reference_app.models.order import Order, OrderStatus
 from reference_app.models.outbox import OutboxMessage
@@ -30,7 +23,7 @@ from reference_app.models.user import Role
 from reference_app.worker.outbox import relay_pending
 from reference_app.worker.tasks import PROCESS_ORDER
 from tests.factories import ItemFactory, OrderFactory, UserFactory
-from tests.integration.conftest import AccountFactory
+from tests.integration.conftest import Account, AccountFactory, Live, committed_buyers_and_items
 
 ORDERS = "/api/v1/orders"
 
@@ -45,6 +38,17 @@ async def _stocked_item(
     return item
 
 
+@pytest.fixture
+async def buyer(make_account: AccountFactory) -> Account:
+    return await make_account()
+
+
+async def _order(client: AsyncClient, buyer: Account, *lines: tuple[int, int]) -> Response:
+    """`buyer` orders the given (item id, quantity) lines."""
+    body = {"items": [{"id": item_id, "quantity": quantity} for item_id, quantity in lines]}
+    return await client.post(ORDERS, headers=buyer.headers, json=body)
+
+
 async def _stock(session: AsyncSession, item_id: int) -> int | None:
     return await session.scalar(select(Inventory.quantity).where(Inventory.item_id == item_id))
 
@@ -54,16 +58,11 @@ async def _orders(session: AsyncSession) -> int:
 
 
 async def test_guide_order_flow_reserves_stock_and_writes_order_lines_and_payment(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, buyer: Account, db_session: AsyncSession
 ) -> None:
-    buyer = await make_account()
     a = await _stocked_item(db_session, buyer.user.id, 10, "2.50")
     b = await _stocked_item(db_session, buyer.user.id, 3, "10.00")
-    r = await client.post(
-        ORDERS,
-        headers=buyer.headers,
-        json={"items": [{"id": b.id, "quantity": 3}, {"id": a.id, "quantity": 4}]},
-    )
+    r = await _order(client, buyer, (b.id, 3), (a.id, 4))
     assert r.status_code == 201, r.text
     order = r.json()
     assert order["status"] == "pending"
@@ -84,16 +83,11 @@ async def test_guide_order_flow_reserves_stock_and_writes_order_lines_and_paymen
 
 
 async def test_insufficient_stock_names_the_item_and_writes_nothing(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, buyer: Account, db_session: AsyncSession
 ) -> None:
-    buyer = await make_account()
     plenty = await _stocked_item(db_session, buyer.user.id, 10)
     scarce = await _stocked_item(db_session, buyer.user.id, 1)
-    r = await client.post(
-        ORDERS,
-        headers=buyer.headers,
-        json={"items": [{"id": plenty.id, "quantity": 2}, {"id": scarce.id, "quantity": 2}]},
-    )
+    r = await _order(client, buyer, (plenty.id, 2), (scarce.id, 2))
     assert r.status_code == 409, r.text
     error = r.json()["error"]
     assert error["code"] == "insufficient_stock"
@@ -121,11 +115,10 @@ async def test_insufficient_stock_names_the_item_and_writes_nothing(
 )
 async def test_malformed_orders_are_422_and_write_nothing(
     client: AsyncClient,
-    make_account: AccountFactory,
+    buyer: Account,
     db_session: AsyncSession,
     payload: dict[str, Any],
 ) -> None:
-    buyer = await make_account()
     r = await client.post(ORDERS, headers=buyer.headers, json=payload)
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "validation_error"
@@ -133,11 +126,10 @@ async def test_malformed_orders_are_422_and_write_nothing(
 
 
 async def test_a_line_is_item_id_both_ways_and_an_item_named_twice_is_added_up(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, buyer: Account, db_session: AsyncSession
 ) -> None:
     """The request names a line's item `item_id`, as the response does (the guide's `id` is
     still accepted); an item on several lines is one line of their total; `2.0` is an integer."""
-    buyer = await make_account()
     item = await _stocked_item(db_session, buyer.user.id, 10, "1.00")
     lines = [
         {"item_id": item.id, "quantity": 2.0},
@@ -151,33 +143,21 @@ async def test_a_line_is_item_id_both_ways_and_an_item_named_twice_is_added_up(
 
 
 async def test_unknown_item_is_404_and_writes_nothing(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, buyer: Account, db_session: AsyncSession
 ) -> None:
-    buyer = await make_account()
     item = await _stocked_item(db_session, buyer.user.id, 5)
-    r = await client.post(
-        ORDERS,
-        headers=buyer.headers,
-        json={"items": [{"id": item.id, "quantity": 1}, {"id": item.id + 1000, "quantity": 1}]},
-    )
+    r = await _order(client, buyer, (item.id, 1), (item.id + 1000, 1))
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "item_not_found"
     assert await _stock(db_session, item.id) == 5
 
 
 async def test_a_missing_item_is_reported_before_another_lines_short_stock(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, buyer: Account, db_session: AsyncSession
 ) -> None:
-    buyer = await make_account()
     scarce = await _stocked_item(db_session, buyer.user.id, 1)
     gone = [scarce.id + 1000, scarce.id + 2000]
-    r = await client.post(
-        ORDERS,
-        headers=buyer.headers,
-        json={
-            "items": [{"id": scarce.id, "quantity": 5}] + [{"id": i, "quantity": 1} for i in gone]
-        },
-    )
+    r = await _order(client, buyer, (scarce.id, 5), *((i, 1) for i in gone))
     assert r.status_code == 404, r.text
     assert r.json()["error"]["details"] == [{"item_id": i} for i in gone]
     assert await _stock(db_session, scarce.id) == 1
@@ -186,12 +166,11 @@ async def test_a_missing_item_is_reported_before_another_lines_short_stock(
 @pytest.mark.parametrize("lines", [1, 3])
 async def test_placing_an_order_costs_two_statements_whatever_its_lines(
     client: AsyncClient,
-    make_account: AccountFactory,
+    buyer: Account,
     db_session: AsyncSession,
     assert_num_queries: Any,
     lines: int,
 ) -> None:
-    buyer = await make_account()
     items = [await _stocked_item(db_session, buyer.user.id, 10) for _ in range(lines)]
     await client.get("/api/v1/users/me", headers=buyer.headers)  # the user's snapshot, cached
     body = {"items": [{"id": item.id, "quantity": 1} for item in items]}
@@ -204,9 +183,8 @@ async def test_placing_an_order_costs_two_statements_whatever_its_lines(
 
 
 async def test_same_idempotency_key_twice_makes_one_order(
-    app: FastAPI, client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    app: FastAPI, client: AsyncClient, buyer: Account, db_session: AsyncSession
 ) -> None:
-    buyer = await make_account()
     item = await _stocked_item(db_session, buyer.user.id, 5)
     headers = {**buyer.headers, "Idempotency-Key": "checkout-42"}
     body = {"items": [{"id": item.id, "quantity": 2}]}
@@ -231,9 +209,8 @@ async def test_same_idempotency_key_twice_makes_one_order(
 
 
 async def test_a_retry_listing_the_same_lines_in_another_order_is_the_same_order(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, buyer: Account, db_session: AsyncSession
 ) -> None:
-    buyer = await make_account()
     a = await _stocked_item(db_session, buyer.user.id, 5)
     b = await _stocked_item(db_session, buyer.user.id, 5)
     headers = {**buyer.headers, "Idempotency-Key": "two-lines"}
@@ -247,15 +224,12 @@ async def test_a_retry_listing_the_same_lines_in_another_order_is_the_same_order
 
 
 async def test_an_order_whose_total_does_not_fit_the_column_is_a_422_and_takes_no_stock(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, buyer: Account, db_session: AsyncSession
 ) -> None:
     """Each line is valid (price and quantity within bounds); their product is not: 10^12
     against NUMERIC(12, 2). Without the check PostgreSQL refuses the INSERT: a 500."""
-    buyer = await make_account()
     item = await _stocked_item(db_session, buyer.user.id, 1_000_000, "99999999.99")
-    r = await client.post(
-        ORDERS, headers=buyer.headers, json={"items": [{"id": item.id, "quantity": 10_000}]}
-    )
+    r = await _order(client, buyer, (item.id, 10_000))
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == "order_total_too_large"
     assert await _stock(db_session, item.id) == 1_000_000
@@ -267,9 +241,7 @@ async def test_orders_are_visible_to_owner_and_staff_only(
 ) -> None:
     buyer = await make_account()
     item = await _stocked_item(db_session, buyer.user.id, 5)
-    created = await client.post(
-        ORDERS, headers=buyer.headers, json={"items": [{"id": item.id, "quantity": 1}]}
-    )
+    created = await _order(client, buyer, (item.id, 1))
     path = f"{ORDERS}/{created.json()['id']}"
     assert (await client.get(path)).status_code == 401
     assert (await client.get(path, headers=(await make_account()).headers)).status_code == 404
@@ -283,11 +255,10 @@ async def test_orders_are_visible_to_owner_and_staff_only(
 
 async def test_my_orders_list_has_a_constant_query_count(
     client: AsyncClient,
-    make_account: AccountFactory,
+    buyer: Account,
     db_session: AsyncSession,
     assert_num_queries: Any,
 ) -> None:
-    buyer = await make_account()
     item = await _stocked_item(db_session, buyer.user.id, 100)
     body = {"items": [{"id": item.id, "quantity": 1}]}
     await client.post(ORDERS, headers=buyer.headers, json=body)
@@ -307,64 +278,27 @@ async def test_my_orders_list_has_a_constant_query_count(
 # --- real commits: concurrency, atomicity, the broker --------------------------------------
 
 
-@pytest.fixture
-async def live(
-    settings: Settings,
-    db_engine: AsyncEngine,
-    redis_client: Redis,
-    committed_db: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[tuple[FastAPI, AsyncClient]]:
-    """The app with its own sessions per request (real commits), as in production."""
-    app = create_app(settings, database=Database(db_engine), redis=redis_client)
-    async with make_client(app, raise_app_exceptions=False) as c:
-        yield app, c
-
-
-async def _committed_buyer(app: FastAPI, session: AsyncSession, n: int = 1) -> list[dict[str, str]]:
-    """n committed users' auth headers; the first user also owns the test's items."""
-    headers = []
-    for _ in range(n):
-        user = await UserFactory.create_async(
-            session, email=f"b-{uuid.uuid4().hex[:10]}@example.com"
-        )
-        session.info.setdefault("first_user_id", user.id)
-        token, _ = app.state.kit.tokens.create(user.id, TokenType.ACCESS)
-        headers.append({"Authorization": f"Bearer {token}"})
-    return headers
-
-
-def _owner(session: AsyncSession) -> int:
-    owner: int = session.info["first_user_id"]
-    return owner
-
-
-async def test_fifty_concurrent_orders_for_five_units_sell_exactly_five(
-    live: tuple[FastAPI, AsyncClient], committed_db: async_sessionmaker[AsyncSession]
-) -> None:
-    app, client = live
-    async with committed_db() as s:
-        buyers = await _committed_buyer(app, s, 50)
-        item = await _stocked_item(s, _owner(s), 5)
+async def test_fifty_concurrent_orders_for_five_units_sell_exactly_five(live: Live) -> None:
+    client, db = live.client, live.db
+    buyers, (item,) = await committed_buyers_and_items(live, 50, stock=5)
     body = {"items": [{"id": item.id, "quantity": 1}]}
     responses = await asyncio.gather(*(client.post(ORDERS, headers=h, json=body) for h in buyers))
     statuses = [r.status_code for r in responses]
     assert statuses.count(201) == 5, statuses
     assert statuses.count(409) == 45
-    async with committed_db() as s:
+    async with db() as s:
         assert await _stock(s, item.id) == 0
         assert await _orders(s) == 5
 
 
 async def test_concurrent_orders_for_the_same_items_listed_in_any_order_never_deadlock(
-    live: tuple[FastAPI, AsyncClient], committed_db: async_sessionmaker[AsyncSession]
+    live: Live,
 ) -> None:
     """Each order reserves all its lines in one statement that locks the stock rows in item id
     order, whatever order the body lists them in: concurrent orders queue, none deadlocks, and
     the stock runs out exactly."""
-    app, client = live
-    async with committed_db() as s:
-        buyers = await _committed_buyer(app, s, 24)
-        items = [await _stocked_item(s, _owner(s), 12) for _ in range(3)]
+    client, db = live.client, live.db
+    buyers, items = await committed_buyers_and_items(live, 24, stock=12, items=3)
     rng = random.Random(20)
     bodies = []
     for _ in buyers:
@@ -376,18 +310,14 @@ async def test_concurrent_orders_for_the_same_items_listed_in_any_order_never_de
     )
     statuses = [r.status_code for r in responses]
     assert sorted(statuses) == [201] * 12 + [409] * 12, [r.text for r in responses]
-    async with committed_db() as s:
+    async with db() as s:
         assert [await _stock(s, item.id) for item in items] == [0, 0, 0]
         assert await _orders(s) == 12
 
 
-async def test_concurrent_retries_with_one_idempotency_key_make_one_order(
-    live: tuple[FastAPI, AsyncClient], committed_db: async_sessionmaker[AsyncSession]
-) -> None:
-    app, client = live
-    async with committed_db() as s:
-        (buyer,) = await _committed_buyer(app, s)
-        item = await _stocked_item(s, _owner(s), 50)
+async def test_concurrent_retries_with_one_idempotency_key_make_one_order(live: Live) -> None:
+    client, db = live.client, live.db
+    (buyer,), (item,) = await committed_buyers_and_items(live, 1, stock=50)
     headers = {**buyer, "Idempotency-Key": "double-click"}
     body = {"items": [{"id": item.id, "quantity": 2}]}
     responses = await asyncio.gather(
@@ -395,21 +325,18 @@ async def test_concurrent_retries_with_one_idempotency_key_make_one_order(
     )
     assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
     assert len({r.json()["id"] for r in responses}) == 1
-    async with committed_db() as s:
+    async with db() as s:
         assert await _orders(s) == 1
         assert await _stock(s, item.id) == 48
 
 
 async def test_failure_after_the_stock_decrement_leaves_no_order_and_the_stock_unchanged(
-    live: tuple[FastAPI, AsyncClient],
-    committed_db: async_sessionmaker[AsyncSession],
-    monkeypatch: pytest.MonkeyPatch,
+    live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app, client = live
-    async with committed_db() as s:
-        (buyer,) = await _committed_buyer(app, s)
-        item = await _stocked_item(s, _owner(s), 5)
-        await OrderFactory.create_async(s, user_id=_owner(s), reference="pay_taken")
+    client, db = live.client, live.db
+    (buyer,), (item,) = await committed_buyers_and_items(live, 1, stock=5)
+    async with db() as s:
+        await OrderFactory.create_async(s, user_id=item.owner_id, reference="pay_taken")
         await s.commit()
     # The payment intent is written after the decrement; make it fail (its reference collides).
     monkeypatch.setattr(
@@ -418,7 +345,7 @@ async def test_failure_after_the_stock_decrement_leaves_no_order_and_the_stock_u
     r = await client.post(ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 2}]})
     assert r.status_code == 500
     assert r.json()["error"]["code"] == "internal_error"
-    async with committed_db() as s:
+    async with db() as s:
         assert await _stock(s, item.id) == 5
         assert await _orders(s) == 1  # only the pre-existing one
 
@@ -427,21 +354,16 @@ async def _outbox(session: AsyncSession) -> list[list[Any]]:
     return [list(args) for args in await session.scalars(select(OutboxMessage.args))]
 
 
-async def test_process_order_is_queued_after_commit_and_never_for_a_rollback(
-    live: tuple[FastAPI, AsyncClient],
-    committed_db: async_sessionmaker[AsyncSession],
-) -> None:
-    app, client = live
-    celery = app.state.kit.celery
-    async with committed_db() as s:
-        (buyer,) = await _committed_buyer(app, s)
-        item = await _stocked_item(s, _owner(s), 1)
+async def test_process_order_is_queued_after_commit_and_never_for_a_rollback(live: Live) -> None:
+    client, db = live.client, live.db
+    celery = live.app.state.kit.celery
+    (buyer,), (item,) = await committed_buyers_and_items(live, 1, stock=1)
     with record_task_events(celery) as events:
         r = await client.post(
             ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 5}]}
         )
         assert r.status_code == 409
-        async with committed_db() as s:
+        async with db() as s:
             assert await _outbox(s) == []  # the rolled-back order queued nothing
         assert await asyncio.to_thread(relay_pending, celery) == 0
         assert events.published == []
@@ -449,7 +371,7 @@ async def test_process_order_is_queued_after_commit_and_never_for_a_rollback(
             ORDERS, headers=buyer, json={"items": [{"id": item.id, "quantity": 1}]}
         )
         assert r.status_code == 201
-        async with committed_db() as s:  # committed with the order, in its transaction
+        async with db() as s:  # committed with the order, in its transaction
             assert await _outbox(s) == [[r.json()["id"]]]
         assert await asyncio.to_thread(relay_pending, celery) == 1
     (sent,) = events.published
@@ -458,23 +380,18 @@ async def test_process_order_is_queued_after_commit_and_never_for_a_rollback(
     assert sent.eta is not None  # the configured countdown
     # the order's request id, for the worker's log lines, as if the request had published it
     assert sent.headers[REQUEST_ID_HEADER] == r.headers["X-Request-ID"]
-    async with committed_db() as s:  # the worker finds it; the relay took its outbox row
+    async with db() as s:  # the worker finds it; the relay took its outbox row
         order = await s.get(Order, r.json()["id"])
         assert order is not None
         assert order.status == OrderStatus.PENDING.value
         assert await _outbox(s) == []
 
 
-async def test_the_order_is_answered_before_its_task_is_published(
-    live: tuple[FastAPI, AsyncClient],
-    committed_db: async_sessionmaker[AsyncSession],
-) -> None:
+async def test_the_order_is_answered_before_its_task_is_published(live: Live) -> None:
     """The API never publishes: the client never waits for the broker, and the relay sends the
     task from the committed outbox row."""
-    app, client = live
-    async with committed_db() as s:
-        (buyer,) = await _committed_buyer(app, s)
-        item = await _stocked_item(s, _owner(s), 3)
+    app, client = live.app, live.client
+    (buyer,), (item,) = await committed_buyers_and_items(live, 1, stock=3)
     published_when_answered: list[int] = []
 
     class NoteWhenAnswered:
@@ -508,22 +425,18 @@ RACES = 8
 
 @pytest.mark.parametrize("rival", ["order", "patch", "restock"])
 async def test_deleting_an_item_while_it_is_ordered_patched_or_restocked_is_never_a_500(
-    live: tuple[FastAPI, AsyncClient],
-    committed_db: async_sessionmaker[AsyncSession],
-    rival: str,
+    live: Live, rival: str
 ) -> None:
     """A delete and another write to the same item, sent at once, each time on a fresh item.
     Either may win; the loser gets an answer that says so (404, or 409 `item_in_use` for a
     delete that lost to an order), and the rows agree with the answers."""
-    app, client = live
-    async with committed_db() as s:
-        owner, buyer = await _committed_buyer(app, s, 2)
-        manager = await UserFactory.create_async(
-            s, email=f"m-{uuid.uuid4().hex[:10]}@example.com", role=Role.MANAGER
-        )
-        token, _ = app.state.kit.tokens.create(manager.id, TokenType.ACCESS)
-        staff = {"Authorization": f"Bearer {token}"}
-        items = [await _stocked_item(s, _owner(s), 5) for _ in range(RACES)]
+    app, client, db = live
+    (owner, buyer), items = await committed_buyers_and_items(live, 2, stock=5, items=RACES)
+    async with db() as s:
+        manager = await UserFactory.create_async(s, role=Role.MANAGER)
+        await s.commit()
+    token, _ = app.state.kit.tokens.create(manager.id, TokenType.ACCESS)
+    staff = {"Authorization": f"Bearer {token}"}
 
     def rival_request(item_id: int) -> Any:
         if rival == "order":
@@ -539,7 +452,7 @@ async def test_deleting_an_item_while_it_is_ordered_patched_or_restocked_is_neve
         )
         pair = (deleted.status_code, other.status_code)
         assert 500 not in pair, (deleted.text, other.text)
-        async with committed_db() as s:
+        async with db() as s:
             exists = await s.get(Item, item.id) is not None
         if deleted.status_code == 204:
             assert other.status_code in {404, 200}, other.text  # lost, or committed just before

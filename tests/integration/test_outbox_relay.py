@@ -20,31 +20,22 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from decimal import Decimal
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
-from fastapi import FastAPI
 from httpx import AsyncClient
-from redis.asyncio import Redis
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from patterns.db import Database
-from patterns.security import TokenType
-from patterns.testing import make_client
 from reference_app.core.celery_app import KitCelery, create_celery_app
 from reference_app.core.config import Settings
-from reference_app.main import create_app
-from reference_app.models.item import Inventory, Item
 from reference_app.models.order import Order, OrderStatus, Payment, PaymentStatus
 from reference_app.models.outbox import OutboxMessage
-from reference_app.models.user import User
 from reference_app.worker.requeue import requeue_pending_orders
+from tests.integration.conftest import Live, committed_buyers_and_items
 
 pytestmark = pytest.mark.slow
 
@@ -61,21 +52,9 @@ async def poll(condition: Callable[[], Awaitable[bool]], what: str) -> None:
 
 
 @pytest.fixture
-def now_settings(settings: Settings) -> Settings:
+def settings(settings: Settings) -> Settings:
     """Orders due at once: the worker runs them as soon as the relay publishes them."""
     return settings.model_copy(update={"order_processing_delay_s": 0})
-
-
-@pytest.fixture
-async def live(
-    now_settings: Settings,
-    db_engine: AsyncEngine,
-    redis_client: Redis,
-    committed_db: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[tuple[FastAPI, AsyncClient]]:
-    app = create_app(now_settings, database=Database(db_engine), redis=redis_client)
-    async with make_client(app, raise_app_exceptions=False) as client:
-        yield app, client
 
 
 class Processes:
@@ -142,34 +121,12 @@ class Processes:
 
 
 @pytest.fixture
-def processes(now_settings: Settings, tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(now_settings, tmp_path)
+def processes(settings: Settings, tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(settings, tmp_path)
     try:
         yield procs
     finally:
         procs.stop()
-
-
-async def _buyers_and_item(
-    app: FastAPI, db: async_sessionmaker[AsyncSession], buyers: int, stock: int
-) -> tuple[list[dict[str, str]], int]:
-    async with db() as s:
-        users = [
-            User(email=f"o-{uuid.uuid4().hex[:10]}@example.com", hashed_password="x")
-            for _ in range(buyers)
-        ]
-        s.add_all(users)
-        await s.flush()
-        item = Item(title="Widget", category="tools", price=Decimal("3.00"), owner_id=users[0].id)
-        s.add(item)
-        await s.flush()
-        s.add(Inventory(item_id=item.id, quantity=stock))
-        await s.commit()
-    headers = [
-        {"Authorization": f"Bearer {app.state.kit.tokens.create(u.id, TokenType.ACCESS)[0]}"}
-        for u in users
-    ]
-    return headers, item.id
 
 
 async def _place(client: AsyncClient, headers: list[dict[str, str]], item_id: int) -> list[int]:
@@ -189,6 +146,13 @@ async def _count(
         return int(count or 0)
 
 
+async def _wait_processed(db: async_sessionmaker[AsyncSession], at_least: int, what: str) -> None:
+    async def enough() -> bool:
+        return await _count(db, Order.status == OrderStatus.PROCESSED.value) >= at_least
+
+    await poll(enough, what)
+
+
 async def _all_processed(db: async_sessionmaker[AsyncSession], ids: list[int]) -> None:
     """Every order processed and its payment captured; the outbox empty."""
     async with db() as s:
@@ -200,23 +164,17 @@ async def _all_processed(db: async_sessionmaker[AsyncSession], ids: list[int]) -
 
 
 async def test_an_order_committed_while_no_relay_runs_is_processed_once_the_relay_is_back(
-    live: tuple[FastAPI, AsyncClient],
-    committed_db: async_sessionmaker[AsyncSession],
-    processes: Processes,
+    live: Live, processes: Processes
 ) -> None:
-    app, client = live
-    headers, item_id = await _buyers_and_item(app, committed_db, 3, stock=3)
-    ids = await _place(client, headers, item_id)  # no worker, no relay: nothing publishes
-    assert await _count(committed_db, model=OutboxMessage) == 3
-    assert await _count(committed_db, Order.status == OrderStatus.PENDING.value) == 3
+    db = live.db
+    headers, (item,) = await committed_buyers_and_items(live, 3, stock=3)
+    ids = await _place(live.client, headers, item.id)  # no worker, no relay: nothing publishes
+    assert await _count(db, model=OutboxMessage) == 3
+    assert await _count(db, Order.status == OrderStatus.PENDING.value) == 3
 
     processes.worker()  # its relay finds the rows committed while it was away
-
-    async def done() -> bool:
-        return await _count(committed_db, Order.status == OrderStatus.PROCESSED.value) == 3
-
-    await poll(done, "the three orders to be processed")
-    await _all_processed(committed_db, ids)
+    await _wait_processed(db, 3, "the three orders to be processed")
+    await _all_processed(db, ids)
     assert processes.processed() == dict.fromkeys(ids, 1), processes.log()[-3000:]
 
 
@@ -235,25 +193,16 @@ async def _answering_worker(processes: Processes, other_than: int | None = None)
     return seen[-1]
 
 
-async def _kill_mid_flight(
-    app: FastAPI,
-    client: AsyncClient,
-    db: async_sessionmaker[AsyncSession],
-    processes: Processes,
-    kill: Callable[[], None],
-) -> list[int]:
+async def _kill_mid_flight(live: Live, processes: Processes, kill: Callable[[], None]) -> list[int]:
     """Three waves of orders: one processed while `kill()` strikes, one placed while the killed
     process is away, one after. Returns every order's id once all were processed."""
-    headers, item_id = await _buyers_and_item(app, db, 60, stock=60)
-    ids = await _place(client, headers[:20], item_id)
-
-    async def some_processed() -> bool:
-        return await _count(db, Order.status == OrderStatus.PROCESSED.value) > 0
-
-    await poll(some_processed, "the first orders to be processed")
+    client, db = live.client, live.db
+    headers, (item,) = await committed_buyers_and_items(live, 60, stock=60)
+    ids = await _place(client, headers[:20], item.id)
+    await _wait_processed(db, 1, "the first orders to be processed")
     kill()
-    ids += await _place(client, headers[20:40], item_id)  # committed while it is down
-    ids += await _place(client, headers[40:], item_id)
+    ids += await _place(client, headers[20:40], item.id)  # committed while it is down
+    ids += await _place(client, headers[40:], item.id)
 
     async def relayed() -> bool:
         return await _count(db, model=OutboxMessage) == 0
@@ -270,37 +219,25 @@ async def _kill_mid_flight(
         broker.close()
     # A task the killed worker held waits out the visibility timeout; the sweep re-sends it.
     await asyncio.to_thread(requeue_pending_orders, processes.celery, older_than_s=0)
-
-    async def all_done() -> bool:
-        return await _count(db, Order.status == OrderStatus.PROCESSED.value) == len(ids)
-
-    await poll(all_done, "every order to be processed")
+    await _wait_processed(db, len(ids), "every order to be processed")
     return ids
 
 
 async def test_killing_the_worker_and_its_relay_mid_flight_loses_no_order_and_runs_none_twice(
-    live: tuple[FastAPI, AsyncClient],
-    committed_db: async_sessionmaker[AsyncSession],
-    processes: Processes,
+    live: Live, processes: Processes
 ) -> None:
-    app, client = live
     processes.worker()  # supervised: started again after the kill
     first = await _answering_worker(processes)
 
-    ids = await _kill_mid_flight(
-        app, client, committed_db, processes, lambda: os.kill(first, signal.SIGKILL)
-    )
+    ids = await _kill_mid_flight(live, processes, lambda: os.kill(first, signal.SIGKILL))
     await _answering_worker(processes, other_than=first)  # the supervisor's new worker
-    await _all_processed(committed_db, ids)
+    await _all_processed(live.db, ids)
     assert processes.processed() == dict.fromkeys(ids, 1), processes.log()[-3000:]
 
 
 async def test_killing_a_standalone_relay_mid_flight_loses_no_order_and_runs_none_twice(
-    live: tuple[FastAPI, AsyncClient],
-    committed_db: async_sessionmaker[AsyncSession],
-    processes: Processes,
+    live: Live, processes: Processes
 ) -> None:
-    app, client = live
     processes.worker("--no-relay")
     relay = processes.start("relay", "relay")
 
@@ -309,6 +246,6 @@ async def test_killing_a_standalone_relay_mid_flight_loses_no_order_and_runs_non
         relay.wait(timeout=WAIT_S)
         processes.start("relay", "relay")
 
-    ids = await _kill_mid_flight(app, client, committed_db, processes, kill_and_restart)
-    await _all_processed(committed_db, ids)
+    ids = await _kill_mid_flight(live, processes, kill_and_restart)
+    await _all_processed(live.db, ids)
     assert processes.processed() == dict.fromkeys(ids, 1), processes.log()[-3000:]

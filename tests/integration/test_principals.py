@@ -37,9 +37,8 @@ def _snapshot_key(app: FastAPI, account: Account) -> str:
 
 
 async def test_a_cached_read_after_the_first_request_runs_no_sql(
-    client: AsyncClient, make_account: AccountFactory, assert_num_queries: Any
+    client: AsyncClient, account: Account, assert_num_queries: Any
 ) -> None:
-    account = await make_account()
     assert (await client.get(PROFILE, headers=account.headers)).status_code == 200
     with assert_num_queries(0):
         r = await client.get(PROFILE, headers=account.headers)
@@ -48,9 +47,8 @@ async def test_a_cached_read_after_the_first_request_runs_no_sql(
 
 
 async def test_the_snapshot_lives_at_most_the_configured_ttl(
-    app: FastAPI, client: AsyncClient, make_account: AccountFactory, redis_client: Redis
+    app: FastAPI, client: AsyncClient, account: Account, redis_client: Redis
 ) -> None:
-    account = await make_account()
     assert (await client.get(ME, headers=account.headers)).status_code == 200
     ttl = await redis_client.ttl(_snapshot_key(app, account))
     assert 0 < ttl <= app.state.kit.settings.auth_principal_ttl_s
@@ -90,9 +88,8 @@ async def test_a_role_change_applies_to_the_users_next_request(
 
 
 async def test_a_users_own_name_change_shows_in_the_next_read(
-    client: AsyncClient, make_account: AccountFactory
+    client: AsyncClient, account: Account
 ) -> None:
-    account = await make_account()
     assert (await client.get(ME, headers=account.headers)).json()["full_name"] == "Test User"
     r = await client.patch(ME, headers=account.headers, json={"full_name": "Renamed"})
     assert r.status_code == 200
@@ -140,9 +137,8 @@ async def test_admin_update_of_an_unknown_user_is_404(
 
 
 async def test_a_snapshot_that_no_longer_parses_is_ignored(
-    app: FastAPI, client: AsyncClient, make_account: AccountFactory, redis_client: Redis
+    app: FastAPI, client: AsyncClient, account: Account, redis_client: Redis
 ) -> None:
-    account = await make_account()
     key = _snapshot_key(app, account)
     await redis_client.set(key, b'{"id": "not a snapshot"', ex=60)
     r = await client.get(ME, headers=account.headers)
@@ -153,12 +149,11 @@ async def test_a_snapshot_that_no_longer_parses_is_ignored(
 async def test_a_snapshot_cached_before_credentials_version_existed_is_read_again(
     app: FastAPI,
     client: AsyncClient,
-    make_account: AccountFactory,
+    account: Account,
     db_session: AsyncSession,
     redis_client: Redis,
 ) -> None:
     """Such a snapshot must not pass as version 0 after the user changed their password."""
-    account = await make_account()
     old_shape = Principal.model_validate(await db_session.get(User, account.user.id)).model_dump(
         mode="json", exclude={"credentials_version"}
     )
@@ -173,11 +168,10 @@ async def test_a_snapshot_cached_before_credentials_version_existed_is_read_agai
 async def test_a_token_from_before_a_password_change_is_refused_by_the_cached_snapshot(
     app: FastAPI,
     client: AsyncClient,
-    make_account: AccountFactory,
+    account: Account,
     redis_client: Redis,
     assert_num_queries: Any,
 ) -> None:
-    account = await make_account()
     r = await client.patch(
         ME,
         headers=account.headers,
@@ -202,11 +196,10 @@ async def test_a_token_from_before_a_password_change_is_refused_by_the_cached_sn
 
 
 async def test_a_token_for_credentials_the_database_does_not_know_is_refused(
-    app: FastAPI, client: AsyncClient, make_account: AccountFactory
+    app: FastAPI, client: AsyncClient, account: Account
 ) -> None:
     """A version ahead of the user's (the database restored from an older backup after a
     password change): the token was issued for a password the database no longer has."""
-    account = await make_account()
     token, _ = app.state.kit.tokens.create(account.user.id, TokenType.ACCESS, version=1)
     r = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
@@ -214,11 +207,10 @@ async def test_a_token_for_credentials_the_database_does_not_know_is_refused(
 
 
 async def test_a_write_checks_the_credentials_version_in_the_database_not_the_snapshot(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, account: Account, db_session: AsyncSession
 ) -> None:
     """A password changed behind the app's back (bulk SQL: no snapshot dropped) refuses the
     old token's writes at once; its reads, served from the snapshot, within the TTL."""
-    account = await make_account()
     assert (await client.get(ME, headers=account.headers)).status_code == 200  # snapshot cached
     await db_session.execute(
         update(User).where(User.id == account.user.id).values(credentials_version=1)
@@ -260,12 +252,11 @@ async def test_a_redis_outage_warns_once_not_once_per_request(
     db_engine: AsyncEngine,
     db_session: AsyncSession,
     dead_redis: Redis,
-    make_account: AccountFactory,
+    account: Account,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The revocation check's fail-open warning comes from one list per app, on every path that
     checks (the current user, and logout's own check), so an outage logs a line per interval."""
-    account = await make_account()
     down = app_on_session(settings, db_engine, db_session, dead_redis)
     with caplog.at_level(logging.WARNING, logger="patterns.security.revocation"):
         async with make_client(down, db_session) as c:
@@ -365,11 +356,10 @@ async def test_two_admins_removing_each_other_at_once_leave_one_admin(
 
 
 async def test_a_write_for_a_user_deleted_by_hand_is_401_not_500(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, account: Account, db_session: AsyncSession
 ) -> None:
     """Deleted with SQL (no ORM event: the snapshot stays for its TTL); the write's foreign key
     to users fails, and that is the user being gone."""
-    account = await make_account()
     assert (await client.get(ME, headers=account.headers)).status_code == 200  # snapshot cached
     await db_session.execute(delete(User).where(User.id == account.user.id))
     r = await client.post(

@@ -295,14 +295,9 @@ def _schemathesis(server: LiveServer, workdir: Path, *extra: str) -> FuzzRun:
         *extra,
     ]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": HOOKS, "PYTHONPATH": str(REPO)}
+    # no check: the exit code is part of the result
     done = subprocess.run(
-        command,
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=FUZZ_TIMEOUT_S,
-        check=False,
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=FUZZ_TIMEOUT_S
     )
     output = done.stdout + done.stderr
     summary: dict[str, Any] = json.loads(report.read_text()) if report.exists() else {}
@@ -418,135 +413,97 @@ def _json(value: object) -> bytes:
     return json.dumps(value).encode()
 
 
-JSON = {"Content-Type": "application/json"}
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+def _sent(
+    method: str,
+    path: str,
+    expected: set[int],
+    body: object,
+    role: str | None = None,
+    content_type: str = "application/json",
+) -> Hostile:
+    """A request whose body is `body` as it is (bytes) or as JSON, labelled `content_type`."""
+    content = body if isinstance(body, bytes) else _json(body)
+    headers = {"Content-Type": content_type}
+    return Hostile(method, f"{API}{path}", frozenset(expected), role, content, headers)
+
+
+def _get(path: str, expected: set[int], role: str | None = None) -> Hostile:
+    return Hostile("GET", f"{API}{path}", frozenset(expected), role)
+
+
+FORM = "application/x-www-form-urlencoded"
 BIG = 4 * 1024 * 1024
 DEPTH = 100_000
+ITEM = {"title": "x", "category": "c", "price": 1}
+ADMIN_LOGIN = {"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
 CASES: dict[str, Hostile] = {
-    "huge-json-string": Hostile(
-        "POST",
-        f"{API}/items",
-        frozenset({413}),  # over KIT_MAX_BODY_BYTES: refused before it is read whole
-        role="admin",
-        content=_json({"title": "x", "category": "c", "price": 1, "description": "d" * BIG}),
-        headers=JSON,
+    # over KIT_MAX_BODY_BYTES: refused before it is read whole
+    "huge-json-string": _sent("POST", "/items", {413}, {**ITEM, "description": "d" * BIG}, "admin"),
+    "huge-json-array": _sent(
+        "POST", "/orders", {413}, {"items": [{"id": 1, "quantity": 1}] * (BIG // 24)}, "user"
     ),
-    "huge-json-array": Hostile(
-        "POST",
-        f"{API}/orders",
-        frozenset({413}),
-        role="user",
-        content=_json({"items": [{"id": 1, "quantity": 1}] * (BIG // 24)}),
-        headers=JSON,
+    "deeply-nested-array": _sent(
+        "POST", "/items", {400, 422}, b"[" * DEPTH + b"]" * DEPTH, "admin"
     ),
-    "deeply-nested-array": Hostile(
-        "POST",
-        f"{API}/items",
-        frozenset({400, 422}),
-        role="admin",
-        content=b"[" * DEPTH + b"]" * DEPTH,
-        headers=JSON,
+    "deeply-nested-object": _sent(
+        "POST", "/auth/register", {400, 422}, b'{"a":' * DEPTH + b"1" + b"}" * DEPTH
     ),
-    "deeply-nested-object": Hostile(
-        "POST",
-        f"{API}/auth/register",
-        frozenset({400, 422}),
-        content=b'{"a":' * DEPTH + b"1" + b"}" * DEPTH,
-        headers=JSON,
+    "invalid-utf8-body": _sent(
+        "POST", "/items", {400, 422}, b'{"title": "\xff\xfe", "category": "c", "price": 1}', "admin"
     ),
-    "invalid-utf8-body": Hostile(
-        "POST",
-        f"{API}/items",
-        frozenset({400, 422}),
-        role="admin",
-        content=b'{"title": "\xff\xfe", "category": "c", "price": 1}',
-        headers=JSON,
-    ),
-    "invalid-utf8-in-number-query": Hostile(
-        "GET", f"{API}/items?min_price=%FF%FE", frozenset({422})
-    ),
-    "invalid-utf8-in-text-query": Hostile(
-        # Decoded with replacement characters: a search that finds nothing is a fair answer.
-        "GET",
-        f"{API}/items?q=%FF%FE&category=%C0%80",
-        frozenset({200, 422}),
-    ),
-    "nul-in-query": Hostile("GET", f"{API}/items?category=a%00b", frozenset({422})),
+    "invalid-utf8-in-number-query": _get("/items?min_price=%FF%FE", {422}),
+    # Decoded with replacement characters: a search that finds nothing is a fair answer.
+    "invalid-utf8-in-text-query": _get("/items?q=%FF%FE&category=%C0%80", {200, 422}),
+    "nul-in-query": _get("/items?category=a%00b", {422}),
     "form-to-json-route": Hostile(
         "POST",
         f"{API}/items",
         frozenset({422}),
-        role="admin",
+        "admin",
         data={"title": "x", "category": "c", "price": "1"},
     ),
-    "json-as-text-plain": Hostile(
+    "json-as-text-plain": _sent("POST", "/items", {422}, ITEM, "admin", "text/plain"),
+    "json-to-login-form": _sent("POST", "/auth/login", {422}, ADMIN_LOGIN),
+    "garbage-multipart-to-login": _sent(
         "POST",
-        f"{API}/items",
-        frozenset({422}),
-        role="admin",
-        content=_json({"title": "x", "category": "c", "price": 1}),
-        headers={"Content-Type": "text/plain"},
+        "/auth/login",
+        {400, 422},
+        b"--x\r\nnot a part",
+        content_type="multipart/form-data; boundary=x",
     ),
-    "json-to-login-form": Hostile(
+    "invalid-utf8-login-form": _sent(
         "POST",
-        f"{API}/auth/login",
-        frozenset({422}),
-        content=_json({"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
-        headers=JSON,
-    ),
-    "garbage-multipart-to-login": Hostile(
-        "POST",
-        f"{API}/auth/login",
-        frozenset({400, 422}),
-        content=b"--x\r\nnot a part",
-        headers={"Content-Type": "multipart/form-data; boundary=x"},
-    ),
-    "invalid-utf8-login-form": Hostile(
-        "POST",
-        f"{API}/auth/login",
-        frozenset({400, 401, 422}),
-        content=b"username=\xff%FE&password=\xfe\xfe\xfe\xfe\xfe\xfe\xfe\xfe",
-        headers=FORM,
+        "/auth/login",
+        {400, 401, 422},
+        b"username=\xff%FE&password=" + b"\xfe" * 8,
+        content_type=FORM,
     ),
     "nul-in-login-username": Hostile(
         "POST",
         f"{API}/auth/login",
         frozenset({401, 422}),
-        data={"username": f"fuzz\x00{ADMIN_EMAIL}", "password": ADMIN_PASSWORD},
+        data={**ADMIN_LOGIN, "username": f"fuzz\x00{ADMIN_EMAIL}"},
     ),
     "ten-kb-bearer-token": Hostile(
         "GET",
         f"{API}/users/me",
         frozenset({401}),
-        headers={"Authorization": "Bearer " + "eyJ" + "A" * 10_240},
+        headers={"Authorization": "Bearer eyJ" + "A" * 10_240},
     ),
     "bearer-without-token": Hostile(
         "GET", f"{API}/users/me", frozenset({401}), headers={"Authorization": "Bearer"}
     ),
-    "refresh-token-with-nul": Hostile(
-        "POST",
-        f"{API}/auth/refresh",
-        frozenset({401, 422}),
-        content=_json({"refresh_token": "a\x00b"}),
-        headers=JSON,
+    "refresh-token-with-nul": _sent(
+        "POST", "/auth/refresh", {401, 422}, {"refresh_token": "a\x00b"}
     ),
 }
 for raw_id in ["1e3", "0x10", "%00", "-1", "0", "2147483648", "9" * 40, "%FF", "1;DROP", "１"]:
-    CASES[f"item-id-{raw_id[:12]}"] = Hostile("GET", f"{API}/items/{raw_id}", frozenset({422}))
-    CASES[f"order-id-{raw_id[:12]}"] = Hostile(
-        "GET", f"{API}/orders/{raw_id}", frozenset({422}), role="user"
-    )
+    CASES[f"item-id-{raw_id[:12]}"] = _get(f"/items/{raw_id}", {422})
+    CASES[f"order-id-{raw_id[:12]}"] = _get(f"/orders/{raw_id}", {422}, role="user")
 for traversal in ["..%2F..%2Fadmin%2Fusers", "..%2f..%2f..%2fetc%2fpasswd", "%2e%2e%2f1"]:
-    CASES[f"traversal-{traversal[:10]}"] = Hostile(
-        "GET", f"{API}/items/{traversal}", frozenset({404, 422})
-    )
-    CASES[f"traversal-inventory-{traversal[:10]}"] = Hostile(
-        "PUT",
-        f"{API}/items/{traversal}/inventory",
-        frozenset({404, 422}),
-        role="admin",
-        content=_json({"quantity": 0}),
-        headers=JSON,
+    CASES[f"traversal-{traversal[:10]}"] = _get(f"/items/{traversal}", {404, 422})
+    CASES[f"traversal-inventory-{traversal[:10]}"] = _sent(
+        "PUT", f"/items/{traversal}/inventory", {404, 422}, {"quantity": 0}, role="admin"
     )
 
 

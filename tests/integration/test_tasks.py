@@ -65,6 +65,12 @@ async def create_order(sessions: Sessions) -> PlacedOrder:
         return await add_order(session)
 
 
+@pytest.fixture
+async def order(committed_db: Sessions) -> PlacedOrder:
+    """A committed pending order (`add_order`)."""
+    return await create_order(committed_db)
+
+
 async def statuses(sessions: Sessions, order_id: int) -> tuple[str, str]:
     """(order status, payment status) as committed."""
     async with sessions() as session:
@@ -100,9 +106,8 @@ def top_of_window_policy() -> RetryPolicy:
 
 
 async def test_process_order_completes_and_leaves_the_order_processed(
-    committed_db: Sessions, celery_worker: CeleryWorker
+    order: PlacedOrder, committed_db: Sessions, celery_worker: CeleryWorker
 ) -> None:
-    order = await create_order(committed_db)
 
     result = process_order.delay(order.id)
     assert result.id is not None
@@ -121,9 +126,8 @@ async def test_process_order_completes_and_leaves_the_order_processed(
 
 
 async def test_a_duplicate_delivery_processes_the_order_once(
-    committed_db: Sessions, celery_worker: CeleryWorker
+    order: PlacedOrder, committed_db: Sessions, celery_worker: CeleryWorker
 ) -> None:
-    order = await create_order(committed_db)
 
     first = process_order.delay(order.id)
     second = process_order.delay(order.id)
@@ -135,10 +139,9 @@ async def test_a_duplicate_delivery_processes_the_order_once(
 
 
 async def test_concurrent_runs_of_one_order_capture_the_payment_once(
-    committed_db: Sessions, start_celery_worker: CeleryWorkerFactory
+    order: PlacedOrder, committed_db: Sessions, start_celery_worker: CeleryWorkerFactory
 ) -> None:
     """The second run waits on the order's row lock while the first is inside the capture."""
-    order = await create_order(committed_db)
     release = threading.Event()
     gateway = RecordingPaymentGateway(hold=release)
 
@@ -170,12 +173,11 @@ async def test_concurrent_runs_of_one_order_capture_the_payment_once(
 
 
 async def test_a_connection_lost_mid_transaction_leaves_the_order_pending_for_the_retry(
-    committed_db: Sessions, start_celery_worker: CeleryWorkerFactory
+    order: PlacedOrder, committed_db: Sessions, start_celery_worker: CeleryWorkerFactory
 ) -> None:
     """The worker's connection dies after the capture, before the commit: nothing is committed,
     the retry finds the order pending and captures again with the same idempotency key, and the
     provider replays the first charge instead of charging twice."""
-    order = await create_order(committed_db)
     release = threading.Event()
     gateway = RecordingPaymentGateway(hold=release)
 
@@ -206,9 +208,8 @@ async def test_a_connection_lost_mid_transaction_leaves_the_order_pending_for_th
 
 
 async def test_a_transient_failure_is_retried_with_growing_delays_and_processed_once(
-    committed_db: Sessions, start_celery_worker: CeleryWorkerFactory
+    order: PlacedOrder, committed_db: Sessions, start_celery_worker: CeleryWorkerFactory
 ) -> None:
-    order = await create_order(committed_db)
     gateway = RecordingPaymentGateway(
         [TransientPaymentError("provider timeout"), TransientPaymentError("provider 503")]
     )
@@ -229,9 +230,8 @@ async def test_a_transient_failure_is_retried_with_growing_delays_and_processed_
 
 
 async def test_jittered_retry_delays_stay_inside_their_growing_windows(
-    committed_db: Sessions, start_celery_worker: CeleryWorkerFactory
+    order: PlacedOrder, committed_db: Sessions, start_celery_worker: CeleryWorkerFactory
 ) -> None:
-    order = await create_order(committed_db)
     gateway = RecordingPaymentGateway([TransientPaymentError("timeout")] * 3)
 
     with start_celery_worker(gateway=gateway) as celery:  # the settings' policy, random draws
@@ -248,11 +248,10 @@ async def test_jittered_retry_delays_stay_inside_their_growing_windows(
 
 
 async def test_retries_stop_at_the_limit_and_leave_the_order_pending(
-    committed_db: Sessions, start_celery_worker: CeleryWorkerFactory
+    order: PlacedOrder, committed_db: Sessions, start_celery_worker: CeleryWorkerFactory
 ) -> None:
     """Out of retries: the task fails, the order stays pending (nothing was committed), so it
     can be processed again later."""
-    order = await create_order(committed_db)
     gateway = RecordingPaymentGateway([TransientPaymentError("down")] * (TEST_MAX_RETRIES + 1))
 
     with start_celery_worker(gateway=gateway) as celery:
@@ -267,9 +266,8 @@ async def test_retries_stop_at_the_limit_and_leave_the_order_pending(
 
 
 async def test_a_declined_payment_fails_the_order_after_one_attempt(
-    committed_db: Sessions, start_celery_worker: CeleryWorkerFactory
+    order: PlacedOrder, committed_db: Sessions, start_celery_worker: CeleryWorkerFactory
 ) -> None:
-    order = await create_order(committed_db)
     gateway = RecordingPaymentGateway([PaymentDeclinedError("card declined")])
 
     with start_celery_worker(gateway=gateway) as celery:

@@ -15,7 +15,7 @@ from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reference_app.core.config import Settings
-from tests.integration.conftest import Account, AccountFactory
+from tests.integration.conftest import Account
 
 ME = "/api/v1/users/me"
 
@@ -149,9 +149,8 @@ async def test_forged_or_misused_token_is_refused_with_401(
     app: FastAPI,
     settings: Settings,
     client: AsyncClient,
-    make_account: AccountFactory,
+    account: Account,
 ) -> None:
-    account = await make_account()
     ok = await client.get(ME, headers=account.headers)
     assert ok.status_code == 200  # the account itself is fine
     token = await attack(app, settings, account, client)
@@ -175,11 +174,10 @@ async def test_forged_or_misused_token_is_refused_with_401(
 async def test_a_signed_token_with_odd_claims_is_401_token_invalid_not_500(
     settings: Settings,
     client: AsyncClient,
-    make_account: AccountFactory,
+    account: Account,
     claims: dict[str, Any],
     token_type: str,
 ) -> None:
-    account = await make_account()
     token = _sign(settings, _claims(settings, account, type=token_type, **claims))
     if token_type == "access":
         r = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
@@ -189,19 +187,15 @@ async def test_a_signed_token_with_odd_claims_is_401_token_invalid_not_500(
     assert r.json()["error"]["code"] == "token_invalid"
 
 
-async def test_access_token_cannot_refresh(
-    client: AsyncClient, make_account: AccountFactory
-) -> None:
-    account = await make_account()
+async def test_access_token_cannot_refresh(client: AsyncClient, account: Account) -> None:
     r = await client.post("/api/v1/auth/refresh", json={"refresh_token": account.token})
     _assert_401(r)
     assert r.json()["error"]["code"] == "token_wrong_type"
 
 
 async def test_deleted_users_token_is_refused(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, account: Account, db_session: AsyncSession
 ) -> None:
-    account = await make_account()
     await db_session.delete(account.user)
     await db_session.flush()
     r = await client.get(ME, headers=account.headers)
@@ -210,9 +204,8 @@ async def test_deleted_users_token_is_refused(
 
 
 async def test_inactive_users_token_is_refused(
-    client: AsyncClient, make_account: AccountFactory, db_session: AsyncSession
+    client: AsyncClient, account: Account, db_session: AsyncSession
 ) -> None:
-    account = await make_account()
     account.user.is_active = False
     await db_session.flush()
     r = await client.get(ME, headers=account.headers)

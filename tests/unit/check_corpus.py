@@ -8,6 +8,17 @@ comprehensions, `async with session.begin()`, sync and async SQLAlchemy.
 
 from __future__ import annotations
 
+# A read-through cache whose key is KEY: with an input missing (PF004) and with every input.
+PF004_USER_DATA = """
+async def user_data(redis, user_id: int, data_type: str):
+    key = KEY
+    if (hit := await redis.get(key)) is not None:
+        return hit
+    value = await load(user_id, data_type)
+    await redis.set(key, value, ex=60)
+    return value
+"""
+
 CORPUS: dict[str, str] = {
     # --- PF001 ----------------------------------------------------------------------------------
     "pf001_async_scalars_in_for": """
@@ -171,15 +182,9 @@ async def set_price(conn, item_id, price):
     await conn.execute(text("UPDATE items SET price = :p WHERE id = :i"), {"p": price})  # expect: PF003
 """,
     # --- PF004 ----------------------------------------------------------------------------------
-    "pf004_key_without_an_input": """
-async def user_data(redis, user_id: int, data_type: str):
-    key = f"user_data:{user_id}"  # expect: PF004
-    if (hit := await redis.get(key)) is not None:
-        return hit
-    value = await load(user_id, data_type)
-    await redis.set(key, value, ex=60)
-    return value
-""",
+    "pf004_key_without_an_input": PF004_USER_DATA.replace(
+        "KEY", 'f"user_data:{user_id}"  # expect: PF004'
+    ),
     "pf004_constant_key_with_paging_inputs": """
 async def list_items(cache, db, skip: int, limit: int):
     return await cache_get_or_set("items:all", lambda: crud.items(db, skip, limit))  # expect: PF004
@@ -190,15 +195,9 @@ async def my_orders(redis: Redis, current_user: User = Depends(get_current_user)
     cache_key = "orders:me"  # expect: PF004
     return await cached(redis, cache_key, lambda: orders_of(current_user.id))
 """,
-    "pf004_every_input_in_the_key_is_clean": """
-async def user_data(redis, user_id: int, data_type: str):
-    key = f"user_data:{user_id}:{data_type}"
-    if (hit := await redis.get(key)) is not None:
-        return hit
-    value = await load(user_id, data_type)
-    await redis.set(key, value, ex=60)
-    return value
-""",
+    "pf004_every_input_in_the_key_is_clean": PF004_USER_DATA.replace(
+        "KEY", 'f"user_data:{user_id}:{data_type}"'
+    ),
     "pf004_unused_parameter_does_not_count": """
 async def settings_page(redis, user_id: int, trace: bool = False):
     key = "settings:" + str(user_id)
@@ -363,12 +362,7 @@ async def buy(session, item_id, quantity):
 """,
     "pf008_conditional_update_is_clean": """
 async def buy(session, item_id, quantity):
-    left = await session.scalar(
-        update(Inventory)
-        .where(Inventory.item_id == item_id, Inventory.quantity >= quantity)
-        .values(quantity=Inventory.quantity - quantity)
-        .returning(Inventory.quantity)
-    )
+    left = await session.scalar(update(Inventory).where(Inventory.item_id == item_id, Inventory.quantity >= quantity).values(quantity=Inventory.quantity - quantity).returning(Inventory.quantity))
     if left is None:
         raise OutOfStock()
 """,

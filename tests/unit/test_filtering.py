@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,10 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, Query
 from pydantic import Field, ValidationError
-from sqlalchemy import BigInteger, Boolean, Integer, Numeric, String, create_engine, select
+from sqlalchemy import BigInteger, Boolean, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from patterns.db import UTCDateTime
 from patterns.errors import ValidationFailedError, install_error_handlers
 from patterns.filtering import (
     Condition,
@@ -32,25 +30,18 @@ from patterns.filtering import (
     one_of,
 )
 from patterns.pagination import PageParamsDep
-
-# A dialect to compile with; creating an engine connects to nothing.
-PG = create_engine("postgresql+psycopg://").dialect
+from tests.scratch_table import PG, CatalogueColumns, sql
 
 
 class Base(DeclarativeBase):
     pass
 
 
-class Product(Base):
+class Product(CatalogueColumns, Base):
     __tablename__ = "products"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    title: Mapped[str] = mapped_column(String(40))
-    category: Mapped[str] = mapped_column(String(20))
-    price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
     stock: Mapped[int] = mapped_column(BigInteger)
     featured: Mapped[bool] = mapped_column(Boolean)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ProductFilter(FilterSet):
@@ -58,11 +49,6 @@ class ProductFilter(FilterSet):
     min_price: Annotated[Decimal | None, gte(Product.price), Field(ge=0)] = None
     max_price: Annotated[Decimal | None, lte(Product.price), Field(ge=0)] = None
     q: Annotated[str | None, icontains(Product.title), Field(min_length=1, max_length=40)] = None
-
-
-def sql(stmt: Any) -> str:
-    text = str(stmt.compile(dialect=PG))
-    return re.sub(r"%\(\w+\)s(::\w+)?", "?", " ".join(text.split()))
 
 
 def test_no_filter_set_adds_no_where_clause() -> None:

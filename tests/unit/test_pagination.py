@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -14,7 +13,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Integer, Numeric, String, create_engine, select
+from sqlalchemy import Integer, Numeric, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from patterns.db import UTCDateTime
@@ -31,9 +30,7 @@ from patterns.pagination import (
     page_numbers,
     page_params,
 )
-
-# A dialect to compile with; creating an engine connects to nothing.
-PG = create_engine("postgresql+psycopg://").dialect
+from tests.scratch_table import sql
 
 
 class Base(DeclarativeBase):
@@ -48,12 +45,6 @@ class Thing(Base):
     price: Mapped[Decimal] = mapped_column(Numeric(10, 2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     note: Mapped[str | None] = mapped_column(String(10), nullable=True)
-
-
-def sql(clause: Any) -> str:
-    """PostgreSQL SQL with every bound parameter shown as `?` (names and casts vary)."""
-    text = str(clause.compile(dialect=PG))
-    return re.sub(r"%\(\w+\)s(::\w+)?", "?", text)
 
 
 # --- page arithmetic -----------------------------------------------------------------------

@@ -185,14 +185,10 @@ def test_module_entry_points(tmp_path: Path, entry: list[str]) -> None:
     """`python -m pitfalls check` and the pre-commit hook's `python -m pitfalls.check`."""
     project = _project(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", *entry, "app", "--format", "json"]
+    # no check: the exit code is asserted
     result = subprocess.run(
-        [sys.executable, "-m", *entry, "app", "--format", "json"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        command, cwd=project, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 1, result.stderr
     assert [f["code"] for f in json.loads(result.stdout)] == ["PF005", "PF007"]

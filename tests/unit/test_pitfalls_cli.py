@@ -22,15 +22,9 @@ def _pitfalls(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "pitfalls", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    command = [sys.executable, "-m", "pitfalls", *args]
+    # no check: the callers assert the exit code
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_every_pitfall_package_has_a_unique_stable_id_and_a_page() -> None:

@@ -37,36 +37,40 @@ def test_closed_until_a_failure_then_open_for_the_window(
         breaker.check(a)
 
 
-def test_after_the_window_one_caller_tries_while_the_others_still_fail_fast(
-    clock: FakeClock, breaker: CircuitBreaker
-) -> None:
-    trial, other = object(), object()
+@pytest.fixture
+def half_open(clock: FakeClock, breaker: CircuitBreaker) -> CircuitBreaker:
+    """`breaker` opened by a failure, its window just over: the next caller is the trial."""
     breaker.record_failure(TimeoutError())
     clock.now += OPEN_FOR_S
-    breaker.check(trial)  # the first to ask is the trial
-    breaker.check(trial)  # and may go on (connect, send, read)
+    return breaker
+
+
+def test_after_the_window_one_caller_tries_while_the_others_still_fail_fast(
+    half_open: CircuitBreaker,
+) -> None:
+    trial, other = object(), object()
+    half_open.check(trial)  # the first to ask is the trial
+    half_open.check(trial)  # and may go on (connect, send, read)
     with pytest.raises(RedisConnectionError):
-        breaker.check(other)
-    breaker.record_success()  # it answered: closed for everyone
-    breaker.check(other)
-    assert breaker.trips == 1
+        half_open.check(other)
+    half_open.record_success()  # it answered: closed for everyone
+    half_open.check(other)
+    assert half_open.trips == 1
 
 
 def test_a_failed_trial_reopens_and_a_lapsed_one_lets_another_try(
-    clock: FakeClock, breaker: CircuitBreaker
+    clock: FakeClock, half_open: CircuitBreaker
 ) -> None:
     first, second = object(), object()
-    breaker.record_failure(TimeoutError())
-    clock.now += OPEN_FOR_S
-    breaker.check(first)
-    breaker.record_failure(TimeoutError())  # the trial failed
-    assert breaker.trips == 2
+    half_open.check(first)
+    half_open.record_failure(TimeoutError())  # the trial failed: open again
+    assert half_open.trips == 2
     with pytest.raises(RedisConnectionError):
-        breaker.check(first)
+        half_open.check(first)
     clock.now += OPEN_FOR_S
-    breaker.check(first)  # a new trial, which never reports (its caller was cancelled)
+    half_open.check(first)  # a new trial, which never reports (its caller was cancelled)
     clock.now += OPEN_FOR_S
-    breaker.check(second)  # it lapsed: another caller tries
+    half_open.check(second)  # it lapsed: another caller tries
 
 
 def test_a_zero_window_never_opens() -> None:
