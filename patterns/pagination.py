@@ -28,10 +28,11 @@ import binascii
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic_core import to_jsonable_python
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
 from sqlalchemy.engine import Result
@@ -60,6 +61,7 @@ __all__ = [
     "page_params",
     "paginate",
     "paginate_keyset",
+    "paginate_rows",
 ]
 
 T = TypeVar("T")
@@ -167,6 +169,44 @@ async def paginate(
     if params.skip < total:
         result = await session.execute(stmt.offset(params.skip).limit(params.limit))
         items = [schema.model_validate(row, from_attributes=True) for row in _fetch(result, stmt)]
+    return Page.create(items, total, params)
+
+
+@lru_cache(maxsize=64)
+def _list_adapter(schema: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[schema])  # type: ignore[valid-type]
+
+
+async def paginate_rows(
+    session: AsyncSession, stmt: Select[Any], params: PageParams, *, schema: type[S]
+) -> Page[S]:
+    """`paginate` for a statement of plain columns, in one round trip: the window's rows with
+    the total as one more column, a scalar subquery the database evaluates once per statement
+    (so the rows and the count also read the same snapshot). A window past the end carries no
+    row to read the total from: then, and only then, a COUNT follows; an empty first window
+    means a total of 0. The rows are validated as dicts in one pydantic call rather than one
+    `from_attributes` read per row.
+
+    A 100-row page of `items` (docs/performance.md): the two statements cost 1.8 ms of wall
+    time, the one 1.0 ms; the 100 `ItemResponse`s 634 µs by attribute, 186 µs as dicts.
+    """
+    counted = select(func.count()).select_from(
+        stmt.order_by(None).limit(None).offset(None).subquery()
+    )
+    result = await session.execute(
+        stmt.add_columns(counted.scalar_subquery()).offset(params.skip).limit(params.limit)
+    )
+    keys = tuple(result.keys())[:-1]
+    rows = result.all()
+    if rows:
+        total = int(rows[0][-1])
+    elif params.skip == 0:
+        total = 0
+    else:
+        total = await count_rows(session, stmt)
+    # strict=False: each row ends with the total, which `keys` leaves out.
+    fields = [dict(zip(keys, row, strict=False)) for row in rows]
+    items: list[S] = _list_adapter(schema).validate_python(fields)
     return Page.create(items, total, params)
 
 
