@@ -215,14 +215,20 @@ async def paginate_rows(
     the total as one more column, a scalar subquery the database evaluates once per statement
     (so the rows and the count also read the same snapshot). A window past the end carries no
     row to read the total from: then, and only then, a COUNT follows; an empty first window
-    means a total of 0. The rows are validated as dicts in one pydantic call rather than one
-    `from_attributes` read per row.
+    means a total of 0. The statement runs on the session's connection (its transaction, none
+    of the ORM's per-row result handling; pending changes are flushed first, as a query's
+    autoflush would), and the rows are validated as dicts in one pydantic call rather than
+    one `from_attributes` read per row.
 
     A 100-row page of `items` (docs/performance.md): the two statements cost 1.8 ms of wall
     time, the one 1.0 ms; the 100 `ItemResponse`s 634 µs by attribute, 186 µs as dicts.
     """
     window = {"page_skip": params.skip, "page_limit": params.limit}
-    result = await session.execute(_counted_window(stmt), window)
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # what the session's autoflush would do before a query
+    # On the session's connection: plain rows need none of the ORM's result handling.
+    connection = await session.connection()
+    result = await connection.execute(_counted_window(stmt), window)
     keys = tuple(result.keys())[:-1]
     rows = result.all()
     if rows:

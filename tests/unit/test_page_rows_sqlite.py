@@ -12,6 +12,7 @@ from patterns.db import Database, session_scope
 from patterns.db.queries import count_queries
 from patterns.pagination import PageParams
 from reference_app.crud.item import items
+from reference_app.models.item import Item
 from reference_app.schemas.item import ItemFilter, ItemResponse
 from tests.factories import ItemFactory, UserFactory
 
@@ -68,3 +69,19 @@ async def test_the_page_in_one_statement_on_sqlite(
     if page.items:
         first = page.items[0]
         assert (first.title, first.price) == (f"i{first.id - ids[0]}", Decimal(first.id - ids[0]))
+
+
+async def test_pending_changes_are_flushed_before_the_page_is_read(database: Database) -> None:
+    """The statement runs on the session's connection, past the ORM's autoflush: the page
+    flushes what the session holds first, as a query through the session would."""
+    ids = await _seed(database, 3)
+    async with session_scope(database.sessionmaker) as session:
+        added = ItemFactory.build(title="pending", price=Decimal(1), owner_id=1)
+        session.add(added)
+        doomed = await session.get(Item, ids[0])
+        await session.delete(doomed)
+        page = await items.get_page(
+            session, PageParams(limit=10), schema=ItemResponse, columns_only=True
+        )
+        assert [i.title for i in page.items] == ["i1", "i2", "pending"]
+        assert page.total == 3
