@@ -42,6 +42,7 @@ from patterns.pagination import (
     count_rows,
     paginate,
     paginate_keyset,
+    paginate_rows,
 )
 
 __all__ = ["DEFAULT_BATCH_SIZE", "CRUDBase"]
@@ -80,6 +81,7 @@ class CRUDBase(Generic[ModelT, CreateT, UpdateT]):
         if id_prop is None or not id_prop.columns[0].primary_key:
             raise TypeError(f"{model.__name__} needs an integer primary key column `id`")
         self.id_column = cast("QueryableAttribute[int]", mapper.all_orm_descriptors["id"])
+        self._plain_columns_page: Select[Any] | None = None
 
     # --- reads --------------------------------------------------------------------------
 
@@ -164,17 +166,45 @@ class CRUDBase(Generic[ModelT, CreateT, UpdateT]):
         `order_by` comes before the id, which makes the order stable.
 
         `columns_only`: read the table's columns as plain rows rather than ORM objects (no
-        identity map, no instance state, about half the cost of a 100-row page,
-        docs/performance.md), for a schema that needs no relationship; `options` then do not
-        apply."""
-        stmt = self._filtered(filters).where(*where)
+        identity map, no instance state), with the count in the same statement
+        (`paginate_rows`: one round trip, two past the end; docs/performance.md), for a schema
+        that needs no relationship; `options` then do not apply."""
         if columns_only:
-            attrs = [getattr(self.model, a.key) for a in inspect(self.model).column_attrs]
-            stmt = stmt.with_only_columns(*attrs, maintain_column_froms=True)
-        else:
-            stmt = stmt.options(*options)
+            stmt = self._columns_page(filters, where, order_by)
+            return await paginate_rows(session, stmt, params, schema=schema)
+        stmt = self._filtered(filters).where(*where).options(*options)
         stmt = stmt.order_by(*order_by, self.id_column)
         return await paginate(session, stmt, params, schema=schema)
+
+    def _columns_page(
+        self,
+        filters: FilterSet | None,
+        where: Iterable[ColumnElement[bool]],
+        order_by: Sequence[ColumnElement[Any] | QueryableAttribute[Any]],
+    ) -> Select[Any]:
+        """The table's columns in page order. The unfiltered statement of a CRUD whose
+        `query()` is the plain `select(model)` is built once and kept, so that a statement,
+        its total and its cache key are not rebuilt on every request (docs/performance.md);
+        any criteria, an order or an overridden `query()` (which may vary) build it anew."""
+        where = list(where)
+        plain = (
+            not where
+            and not order_by
+            and type(self).query is CRUDBase.query
+            and (
+                filters is None
+                or (type(filters).apply is FilterSet.apply and not filters.clauses())
+            )
+        )
+        if plain and self._plain_columns_page is not None:
+            return self._plain_columns_page
+        attrs = [getattr(self.model, key) for key in self._columns]
+        stmt = self._filtered(filters).where(*where)
+        stmt = stmt.with_only_columns(*attrs, maintain_column_froms=True)
+        stmt = stmt.order_by(*order_by, self.id_column)
+        if plain:
+            self._plain_columns_page = stmt
+        return stmt
 
     async def get_keyset_page(
         self,

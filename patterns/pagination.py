@@ -28,12 +28,24 @@ import binascii
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
+from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic_core import to_jsonable_python
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
@@ -60,6 +72,7 @@ __all__ = [
     "page_params",
     "paginate",
     "paginate_keyset",
+    "paginate_rows",
 ]
 
 T = TypeVar("T")
@@ -171,6 +184,67 @@ async def paginate(
     if params.skip < total:
         result = await session.execute(stmt.offset(params.skip).limit(params.limit))
         items = [schema.model_validate(row, from_attributes=True) for row in _fetch(result, stmt)]
+    return Page.create(items, total, params)
+
+
+@lru_cache(maxsize=64)
+def _list_adapter(schema: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[schema])  # type: ignore[valid-type]
+
+
+_SKIP = bindparam("page_skip", type_=Integer)
+_LIMIT = bindparam("page_limit", type_=Integer)
+Columns = Select[*tuple[Any, ...]]  # a SELECT of any number of columns
+_counted_windows: "WeakKeyDictionary[Columns, Columns]" = WeakKeyDictionary()
+
+
+def _counted_window(stmt: Columns) -> Columns:
+    """`stmt` with the total as its last column and the window as parameters. Kept as long as
+    `stmt` lives: a statement built once (an unfiltered page, `CRUDBase.get_page`) is then
+    built, and its cache key computed, once rather than on every request."""
+    window = _counted_windows.get(stmt)
+    if window is None:
+        counted = select(func.count()).select_from(
+            stmt.order_by(None).limit(None).offset(None).subquery()
+        )
+        window = stmt.add_columns(counted.scalar_subquery()).offset(_SKIP).limit(_LIMIT)
+        _counted_windows[stmt] = window
+    return window
+
+
+async def paginate_rows(
+    session: AsyncSession, stmt: Columns, params: PageParams, *, schema: type[S]
+) -> Page[S]:
+    """`paginate` for a statement of plain columns, in one round trip: the window's rows with
+    the total as one more column, a scalar subquery the database evaluates once per statement
+    (so the rows and the count also read the same snapshot). A window past the end carries no
+    row to read the total from: then, and only then, a COUNT follows; an empty first window
+    means a total of 0. The statement runs on the session's connection (its transaction, none
+    of the ORM's per-row result handling; pending changes are flushed first, as a query's
+    autoflush would), and the rows are validated as dicts in one pydantic call rather than
+    one `from_attributes` read per row.
+
+    A 100-row page of `items` on a busy machine (docs/performance.md): the two statements took
+    5.8 ms of wall time, the one 1.9 ms; the 100 `ItemResponse`s 563 µs by attribute, 204 µs as
+    dicts.
+    """
+    window = {"page_skip": params.skip, "page_limit": params.limit}
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # what the session's autoflush would do before a query
+    # On the session's connection: plain rows need none of the ORM's result handling.
+    connection = await session.connection()
+    result = await connection.execute(_counted_window(stmt), window)
+    keys = tuple(result.keys())[:-1]
+    rows = result.all()
+    if rows:
+        total = int(rows[0][-1])
+    elif params.skip == 0:
+        total = 0
+    else:
+        total = await count_rows(session, stmt)
+    # strict=False: each row ends with the total, which `keys` leaves out.
+    fields = [dict(zip(keys, row, strict=False)) for row in rows]
+    items: list[S] = _list_adapter(schema).validate_python(fields)
     return Page.create(items, total, params)
 
 

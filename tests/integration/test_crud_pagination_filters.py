@@ -29,6 +29,7 @@ from patterns.pagination import (
     SortKey,
     paginate,
     paginate_keyset,
+    paginate_rows,
 )
 from tests.scratch_table import CatalogueColumns
 
@@ -156,6 +157,44 @@ async def test_offset_pages_agree_with_a_brute_force_filter(
     assert [g.id for g in page.items] == [r.id for r in expected[skip : skip + limit]]
     assert page.pages == -(-len(expected) // limit)
     assert page.page == skip // limit + 1
+
+
+@hypothesis_settings
+@given(kwargs=filters_strategy, skip=st.integers(0, 90), limit=st.integers(1, 30))
+async def test_pages_of_columns_in_one_statement_agree_with_a_brute_force_filter(
+    db_session: AsyncSession, gadgets: list[Row], kwargs: dict[str, Any], skip: int, limit: int
+) -> None:
+    f = make_filter(kwargs)
+    if f is None:
+        return
+    expected = brute_force(gadgets, f)
+    columns = (Gadget.id, Gadget.title, Gadget.category, Gadget.price, Gadget.created_at)
+    stmt = f.apply(select(Gadget)).with_only_columns(*columns).order_by(Gadget.id)
+    page = await paginate_rows(
+        db_session, stmt, PageParams(skip=skip, limit=limit), schema=GadgetOut
+    )
+    assert page.total == len(expected)
+    assert [(g.id, g.price) for g in page.items] == [
+        (r.id, r.price) for r in expected[skip : skip + limit]
+    ]
+    assert (page.page, page.pages) == (skip // limit + 1, -(-len(expected) // limit))
+
+
+async def test_paginate_rows_reads_the_total_with_the_window(
+    db_session: AsyncSession, gadgets: list[Row], assert_num_queries: QueryAssert
+) -> None:
+    stmt = select(Gadget.id, Gadget.title, Gadget.category, Gadget.price, Gadget.created_at)
+    stmt = stmt.where(Gadget.category == "books").order_by(Gadget.price, Gadget.id)
+    with assert_num_queries(1) as counter:
+        page = await paginate_rows(db_session, stmt, PageParams(limit=5), schema=GadgetOut)
+    (page_sql,) = counter.statements
+    assert "(SELECT count(*) AS count_1 FROM (SELECT" in page_sql
+    assert page.total == sum(r.category == "books" for r in gadgets)
+    with assert_num_queries(2):
+        past = await paginate_rows(
+            db_session, stmt, PageParams(skip=page.total, limit=5), schema=GadgetOut
+        )
+    assert (past.items, past.total) == ([], page.total)
 
 
 async def test_paginate_counts_in_the_database_without_loading_rows(

@@ -30,7 +30,8 @@ ItemFilters = Annotated[ItemFilter, Query()]
 async def list_items(
     session: ReadSessionDep, params: PageParamsDep, filters: ItemFilters
 ) -> Response:
-    """Items, filtered and paginated: one COUNT and one SELECT, whatever the page size."""
+    """Items, filtered and paginated: the page and its total in one statement, whatever the
+    page size."""
     page = await items.get_page(
         session, params, schema=ItemResponse, filters=filters, columns_only=True
     )
