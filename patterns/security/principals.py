@@ -21,7 +21,7 @@ policy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -73,18 +73,34 @@ class PrincipalCache(Generic[P]):
         unreachable: the revocation policy decides the first (False or a 503) and the snapshot
         is missed; a tombstone, or a snapshot that no longer parses, is missed too."""
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.exists(*self._revocations.keys(claims))  # the token, or its whole family
-            pipe.get(self.key(subject))
-            revoked, raw = await pipe.execute()
+            revoked, snapshot, _ = await self.lookup_with(claims, subject, ())
         except RedisError as exc:
             return self._revocations.check_failed(exc), None
+        return revoked, snapshot
+
+    async def lookup_with(
+        self, claims: Claims, subject: str, keys: Sequence[str]
+    ) -> tuple[bool, P | None, list[bytes | str | None]]:
+        """As `lookup`, and the values of `keys` (`GET` each) in the same round trip, for a
+        caller that answers from them when the token and its subject pass (a cached answer
+        about the subject, `patterns.cache.edge`). A Redis error is raised, not decided by the
+        revocation policy: such a caller falls back to a path that applies it."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(*self._revocations.keys(claims))  # the token, or its whole family
+        pipe.get(self.key(subject))
+        for key in keys:
+            pipe.get(key)
+        revoked, raw, *values = await pipe.execute()
+        return bool(revoked), self._parse(raw), values
+
+    def _parse(self, raw: bytes | str | None) -> P | None:
+        """A snapshot; None for a miss, a tombstone, or a snapshot that no longer parses."""
         if raw is None or raw in (TOMBSTONE, TOMBSTONE.decode()):
-            return bool(revoked), None
+            return None
         try:
-            return bool(revoked), self._model.model_validate_json(raw)
+            return self._model.model_validate_json(raw)
         except ValidationError:
-            return bool(revoked), None
+            return None
 
     async def store(self, subject: str, snapshot: P) -> None:
         """Cache a snapshot read from the database, unless an entry exists (a tombstone left by
