@@ -34,6 +34,7 @@ from patterns.security.principals import PrincipalCache
 __all__ = ["EdgeEntry", "MemoryHitMiddleware", "PrincipalHitMiddleware", "bearer_token"]
 
 P = TypeVar("P", bound=BaseModel)
+KEY_MEMO_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,9 @@ class PrincipalHitMiddleware(Generic[P]):
         self._entries = {p: e for p, e in entries.items() if e.spec.per_principal}
         self._subject_of = subject_of
         self._admits = admits
+        # Each principal's cache key, made once: hashing the key's canonical JSON is a tenth of
+        # a hit's own CPU.
+        self._keys: dict[tuple[str, str, int | str], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         entry = None
@@ -144,7 +148,7 @@ class PrincipalHitMiddleware(Generic[P]):
         subject = self._subject_of(claims)
         if subject is None:
             return None
-        key = cache.key(entry.spec, entry.parts, principal=subject)
+        key = self._key(cache, scope["path"], entry, subject)
         try:
             revoked, snapshot, (raw,) = await principals.lookup_with(claims, str(subject), [key])
         except RedisError as exc:
@@ -154,6 +158,15 @@ class PrincipalHitMiddleware(Generic[P]):
             return None
         cache.record_hit(entry.spec)
         return as_bytes(raw)
+
+    def _key(self, cache: Cache, path: str, entry: EdgeEntry, subject: int | str) -> str:
+        memo = (cache.prefix, path, subject)
+        key = self._keys.get(memo)
+        if key is None:
+            if len(self._keys) >= KEY_MEMO_SIZE:
+                self._keys.pop(next(iter(self._keys)))  # the oldest
+            key = self._keys[memo] = cache.key(entry.spec, entry.parts, principal=subject)
+        return key
 
 
 def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

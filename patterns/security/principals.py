@@ -81,17 +81,19 @@ class PrincipalCache(Generic[P]):
     async def lookup_with(
         self, claims: Claims, subject: str, keys: Sequence[str]
     ) -> tuple[bool, P | None, list[bytes | str | None]]:
-        """As `lookup`, and the values of `keys` (`GET` each) in the same round trip, for a
-        caller that answers from them when the token and its subject pass (a cached answer
-        about the subject, `patterns.cache.edge`). A Redis error is raised, not decided by the
-        revocation policy: such a caller falls back to a path that applies it."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.exists(*self._revocations.keys(claims))  # the token, or its whole family
-        pipe.get(self.key(subject))
-        for key in keys:
-            pipe.get(key)
-        revoked, raw, *values = await pipe.execute()
-        return bool(revoked), self._parse(raw), values
+        """As `lookup`, and the values of `keys` in the same round trip, for a caller that
+        answers from them when the token and its subject pass (a cached answer about the
+        subject, `patterns.cache.edge`). A Redis error is raised, not decided by the revocation
+        policy: such a caller falls back to a path that applies it.
+
+        One `MGET`, the cheapest round trip redis-py makes (a pipeline of `EXISTS` and `GET`s
+        costs about a fifth more client CPU): a revocation key is a string written by
+        `RevocationList`, so it has a value exactly when `EXISTS` counts it."""
+        revocation_keys = self._revocations.keys(claims)
+        values = await self._redis.mget([*revocation_keys, self.key(subject), *keys])
+        n = len(revocation_keys)
+        revoked = any(v is not None for v in values[:n])
+        return revoked, self._parse(values[n]), values[n + 1 :]
 
     def _parse(self, raw: bytes | str | None) -> P | None:
         """A snapshot; None for a miss, a tombstone, or a snapshot that no longer parses."""
