@@ -21,8 +21,8 @@ policy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
@@ -50,10 +50,14 @@ class PrincipalCache(Generic[P]):
         ttl: int = 60,
         version: int = 1,
         tombstone_ttl: int = 10,
+        mget: Callable[[list[str]], Awaitable[list[Any]]] | None = None,
     ) -> None:
         if ttl < 1:
             raise ValueError("ttl must be at least 1 second")
         self._redis = redis
+        # How lookups read Redis: the client's MGET, or one that shares a round trip with
+        # concurrent lookups (`patterns.cache.batching.MgetBatcher.mget`).
+        self._mget = mget or redis.mget
         self._model = model
         # Longer than a database read of the subject takes, however slow: a reader that started
         # before the change and stores after it finds the tombstone and stores nothing.
@@ -90,7 +94,7 @@ class PrincipalCache(Generic[P]):
         costs about a fifth more client CPU): a revocation key is a string written by
         `RevocationList`, so it has a value exactly when `EXISTS` counts it."""
         revocation_keys = self._revocations.keys(claims)
-        values = await self._redis.mget([*revocation_keys, self.key(subject), *keys])
+        values = await self._mget([*revocation_keys, self.key(subject), *keys])
         n = len(revocation_keys)
         revoked = any(v is not None for v in values[:n])
         return revoked, self._parse(values[n]), values[n + 1 :]
