@@ -16,19 +16,21 @@ from sqlalchemy.engine import make_url
 from starlette.types import Scope
 
 from patterns.cache import Cache
-from patterns.cache.edge import MemoryHitMiddleware
+from patterns.cache.edge import MemoryHitMiddleware, PrincipalHitMiddleware
 from patterns.db import Database, is_sqlite, session_scope
 from patterns.errors import install_error_handlers, is_unavailable
 from patterns.observability.metrics import mark_process_dead_if_multiprocess
 from patterns.observability.middleware import install_observability
 from patterns.observability.request_id import RequestIdMiddleware
 from patterns.security import PasswordHasher
+from patterns.security.principals import PrincipalCache
 from patterns.validation import BodySizeLimitMiddleware, SingleValuedQueryMiddleware
 from reference_app.api import health
 from reference_app.api.v1.api import api_router
-from reference_app.core.cache import edge_entries
+from reference_app.core.cache import edge_entries, principal_edge_entries
 from reference_app.core.celery_app import create_celery_app
 from reference_app.core.config import Settings, get_settings
+from reference_app.core.deps import admits, subject_of
 from reference_app.core.errors import install_app_error_handlers
 from reference_app.core.logging import setup_logging
 from reference_app.core.mail import LoggingMailBackend
@@ -38,6 +40,7 @@ from reference_app.core.redis import make_redis
 from reference_app.core.security import make_token_service
 from reference_app.core.state import AppState, RedisParts
 from reference_app.core.warmup import warm_cache
+from reference_app.schemas.user import Principal
 from reference_app.services.users import ensure_admin
 from reference_app.worker.embedded import memory_broker_relay, memory_broker_worker
 
@@ -145,6 +148,12 @@ def _cache_of(scope: Scope) -> Cache | None:
     return parts.cache if parts is not None else None
 
 
+def _principals_of(scope: Scope) -> PrincipalCache[Principal] | None:
+    """The app's user snapshots once start-up has made its Redis parts, else None."""
+    parts: RedisParts | None = getattr(scope["app"].state.kit, "redis", None)
+    return parts.principals if parts is not None else None
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -208,11 +217,21 @@ def create_app(
     app.state.kit = state
     install_error_handlers(app)
     install_app_error_handlers(app)
-    # Inside the observability middleware, so a memory hit is timed, counted and logged too.
+    # Inside the observability middleware, so a hit is timed, counted and logged too.
     app.add_middleware(
         MemoryHitMiddleware,
         cache_of=_cache_of,
         entries=edge_entries(settings.api_v1_prefix),
+    )
+    # The profile's hit, for a token and a user the endpoint's dependencies would accept.
+    app.add_middleware(
+        PrincipalHitMiddleware[Principal],
+        tokens=state.tokens,
+        principals_of=_principals_of,
+        cache_of=_cache_of,
+        entries=principal_edge_entries(settings.api_v1_prefix),
+        subject_of=subject_of,
+        admits=admits,
     )
     # After the error handlers (their types are recorded), before the request-id middleware
     # (added last, so outermost: the id is bound for every line this one logs).

@@ -49,7 +49,9 @@ What it does and why:
   writes (`store`), the invalidation backlog (`backlog`) and warming (`warming`); its tunables
   are one `CacheSettings`.
 * **Hits before routing**: `edge.MemoryHitMiddleware` answers a `GET` of a registered public
-  path from the memory tier (`Cache.memory_hit`) without the router and the dependencies.
+  path from the memory tier (`Cache.memory_hit`) without the router and the dependencies;
+  `edge.PrincipalHitMiddleware` answers one principal's entry from Redis, after the checks the
+  endpoint's dependencies make, in one round trip with the revocation check.
 * **Warming**: `warm(entries)` computes and stores a list of `WarmEntry` ahead of traffic.
 * **Counters**: `hits`/`misses` take a Prometheus counter with a `namespace` label or a
   callable; patterns stays free of the app's metrics module.

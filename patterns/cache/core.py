@@ -161,6 +161,21 @@ class Cache:
             self._signals.hit(spec)
         return raw
 
+    def redis_readable(self) -> bool:
+        """Whether a read outside `get_or_set` may go to Redis now (`patterns.cache.edge`): not
+        within the retry window after a Redis error, and no invalidation waiting to be applied
+        (the entry it drops could be read). When False, `get_or_set` is the way."""
+        return self._health.usable() and not self.backlog
+
+    def redis_failed(self, exc: RedisError) -> None:
+        """A read outside `get_or_set` could not reach Redis: reads skip it for `retry_after`
+        seconds, as after a failure of the cache's own."""
+        self._health.failed(exc)
+
+    def record_hit(self, spec: CacheSpec) -> None:
+        """Count an answer served from Redis by a read outside `get_or_set`."""
+        self._signals.hit(spec)
+
     @overload
     async def get_or_set(
         self,

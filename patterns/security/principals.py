@@ -21,8 +21,8 @@ policy.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
@@ -50,10 +50,14 @@ class PrincipalCache(Generic[P]):
         ttl: int = 60,
         version: int = 1,
         tombstone_ttl: int = 10,
+        mget: Callable[[list[str]], Awaitable[list[Any]]] | None = None,
     ) -> None:
         if ttl < 1:
             raise ValueError("ttl must be at least 1 second")
         self._redis = redis
+        # How lookups read Redis: the client's MGET, or one that shares a round trip with
+        # concurrent lookups (`patterns.cache.batching.MgetBatcher.mget`).
+        self._mget = mget or redis.mget
         self._model = model
         # Longer than a database read of the subject takes, however slow: a reader that started
         # before the change and stores after it finds the tombstone and stores nothing.
@@ -73,18 +77,36 @@ class PrincipalCache(Generic[P]):
         unreachable: the revocation policy decides the first (False or a 503) and the snapshot
         is missed; a tombstone, or a snapshot that no longer parses, is missed too."""
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.exists(*self._revocations.keys(claims))  # the token, or its whole family
-            pipe.get(self.key(subject))
-            revoked, raw = await pipe.execute()
+            revoked, snapshot, _ = await self.lookup_with(claims, subject, ())
         except RedisError as exc:
             return self._revocations.check_failed(exc), None
+        return revoked, snapshot
+
+    async def lookup_with(
+        self, claims: Claims, subject: str, keys: Sequence[str]
+    ) -> tuple[bool, P | None, list[bytes | str | None]]:
+        """As `lookup`, and the values of `keys` in the same round trip, for a caller that
+        answers from them when the token and its subject pass (a cached answer about the
+        subject, `patterns.cache.edge`). A Redis error is raised, not decided by the revocation
+        policy: such a caller falls back to a path that applies it.
+
+        One `MGET`, the cheapest round trip redis-py makes (a pipeline of `EXISTS` and `GET`s
+        costs about a fifth more client CPU): a revocation key is a string written by
+        `RevocationList`, so it has a value exactly when `EXISTS` counts it."""
+        revocation_keys = self._revocations.keys(claims)
+        values = await self._mget([*revocation_keys, self.key(subject), *keys])
+        n = len(revocation_keys)
+        revoked = any(v is not None for v in values[:n])
+        return revoked, self._parse(values[n]), values[n + 1 :]
+
+    def _parse(self, raw: bytes | str | None) -> P | None:
+        """A snapshot; None for a miss, a tombstone, or a snapshot that no longer parses."""
         if raw is None or raw in (TOMBSTONE, TOMBSTONE.decode()):
-            return bool(revoked), None
+            return None
         try:
-            return bool(revoked), self._model.model_validate_json(raw)
+            return self._model.model_validate_json(raw)
         except ValidationError:
-            return bool(revoked), None
+            return None
 
     async def store(self, subject: str, snapshot: P) -> None:
         """Cache a snapshot read from the database, unless an entry exists (a tombstone left by

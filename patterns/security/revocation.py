@@ -121,7 +121,7 @@ class RevocationList:
 
     def keys(self, claims: Claims) -> list[str]:
         """The keys of which any one, if it exists, revokes this token (for batched checks:
-        `EXISTS` with all of them)."""
+        `EXISTS` with all of them, or an `MGET` in which any value is there)."""
         keys = [self.key(claims.jti)]
         if claims.family is not None:
             keys.append(self.family_key(claims.family))

@@ -34,3 +34,9 @@ def edge_entries(api_prefix: str) -> dict[str, EdgeEntry]:
     """The answers served from the memory tier before routing (`patterns.cache.edge`): the
     featured items, with the key parts their endpoint uses."""
     return {f"{api_prefix}/items/featured": EdgeEntry(FEATURED, {"limit": FEATURED_LIMIT})}
+
+
+def principal_edge_entries(api_prefix: str) -> dict[str, EdgeEntry]:
+    """The per-user answers served from Redis before routing (`patterns.cache.edge`): the
+    profile, whose endpoint does nothing else on a hit."""
+    return {f"{api_prefix}/users/profile": EdgeEntry(PROFILE)}

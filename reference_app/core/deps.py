@@ -110,10 +110,33 @@ async def get_current_user(session: SessionDep, state: StateDep, claims: BearerC
             raise _user_not_found()
         principal = Principal.model_validate(user)
         await principals.store(str(user_id), principal)
+    check_principal(claims, principal)
+    return principal
+
+
+def check_principal(claims: Claims, principal: Principal) -> None:
+    """Refuse a snapshot's user who is inactive or whose password changed since the token."""
     if not principal.is_active:
         raise _user_inactive()
     check_credentials_version(claims, principal.credentials_version)
-    return principal
+
+
+def admits(claims: Claims, principal: Principal) -> bool:
+    """Whether `get_current_user` accepts this token's user as the snapshot describes them:
+    the check of a cached answer served before routing (`reference_app.main`)."""
+    try:
+        check_principal(claims, principal)
+    except AuthenticationError:
+        return False
+    return True
+
+
+def subject_of(claims: Claims) -> int | None:
+    """The token's user id as `get_current_user` reads it, or None where it refuses it."""
+    try:
+        return user_id_from_subject(claims.sub)
+    except AuthenticationError:
+        return None
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]

@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from redis.asyncio import Redis
 
 from patterns.cache import Cache
+from patterns.cache.batching import MgetBatcher
 from patterns.db import Database
 from patterns.security import PasswordHasher, TokenService
 from patterns.security.principals import PrincipalCache
@@ -55,7 +56,15 @@ class RedisParts:
             cache=make_cache(redis),
             checks=checks,
             writes=RevocationList(redis, fail_open=False),
-            principals=PrincipalCache(redis, checks, Principal, ttl=settings.auth_principal_ttl_s),
+            principals=PrincipalCache(
+                redis,
+                checks,
+                Principal,
+                ttl=settings.auth_principal_ttl_s,
+                # Every authenticated request reads Redis first: concurrent ones share a round
+                # trip (docs/performance.md).
+                mget=MgetBatcher(redis).mget,
+            ),
         )
 
 

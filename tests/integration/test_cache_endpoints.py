@@ -154,3 +154,27 @@ async def test_a_featured_memory_hit_is_timed_counted_and_logged_like_any_reques
     assert timed() == before + 1
     access = [r.getMessage() for r in caplog.records if r.name == "patterns.observability.access"]
     assert [line for line in access if "edge-hit-1" in line] == [access[-1]]
+
+
+async def test_a_profile_hit_is_timed_counted_and_logged_like_any_request(
+    client: AsyncClient, make_account: AccountFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Answered before routing (`PrincipalHitMiddleware`), inside the observability middleware."""
+    account = await make_account()
+    labels = {"method": "GET", "endpoint": PROFILE, "status": "200"}
+
+    def timed() -> float:
+        return REGISTRY.get_sample_value("http_request_duration_seconds_count", labels) or 0.0
+
+    first = await client.get(PROFILE, headers=account.headers)  # computed, stored in Redis
+    hits, before = _count("cache_hits_total", "users.profile"), timed()
+    with caplog.at_level("INFO", logger="patterns.observability.access"):
+        hit = await client.get(PROFILE, headers={**account.headers, "X-Request-ID": "edge-hit-2"})
+    assert hit.status_code == 200
+    assert hit.content == first.content
+    assert hit.headers["content-type"] == "application/json"
+    assert hit.headers["X-Request-ID"] == "edge-hit-2"
+    assert _count("cache_hits_total", "users.profile") == hits + 1
+    assert timed() == before + 1  # by its route template
+    access = [r.getMessage() for r in caplog.records if r.name == "patterns.observability.access"]
+    assert [line for line in access if "edge-hit-2" in line] == [access[-1]]
