@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,18 +22,30 @@ from celery.worker import WorkController
 
 from patterns.tasks import in_process_worker
 
+# How long the worker's blocking read of the broker waits (Redis: `BRPOP`'s timeout, 1 s by
+# default): the worker stops only after that read returns, so every test would wait up to 1 s.
+STOP_POLL_S = 0.1
 
+
+@contextmanager
 def worker_thread(
     app: Celery, *, pool: str = "threads", concurrency: int = 2, loglevel: str = "WARNING"
-) -> AbstractContextManager[WorkController]:
+) -> Iterator[WorkController]:
     """Start a worker for `app` on a thread of the test process; stop it when the block exits.
 
     `patterns.tasks.in_process_worker` with a test's defaults: `pool="threads"` lets two tasks
     run at once in one process (a concurrency test needs that); `pool="solo"` runs one at a time.
     The app is the current and default app meanwhile, so the test's `task.delay()` goes to this
-    worker's broker.
+    worker's broker. Its broker reads wait `STOP_POLL_S` at a time, so the block exits within
+    that; the app's transport options are restored afterwards.
     """
-    return in_process_worker(app, pool=pool, concurrency=concurrency, loglevel=loglevel)
+    options = app.conf.broker_transport_options
+    app.conf.broker_transport_options = {**(options or {}), "polling_interval": STOP_POLL_S}
+    try:
+        with in_process_worker(app, pool=pool, concurrency=concurrency, loglevel=loglevel) as w:
+            yield w
+    finally:
+        app.conf.broker_transport_options = options
 
 
 @dataclass(frozen=True)
