@@ -92,6 +92,7 @@ async def test_pf001_evidence_shows_the_count_growing_only_for_wrong(backends: B
 # --- PF002 ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # seconds of work: the system session runs it
 async def test_pf002_without_the_index_postgresql_scans_the_table_and_with_it_uses_the_index(
     backends: Backends,
 ) -> None:
@@ -186,6 +187,7 @@ async def test_pf006_a_dump_gives_away_plain_and_fast_hashed_passwords_not_argon
 # --- PF007 ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # seconds of work: the system session runs it
 async def test_pf007_wrong_runs_concurrent_requests_one_after_another_right_overlaps_them(
     backends: Backends,
 ) -> None:
