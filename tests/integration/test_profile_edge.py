@@ -1,8 +1,8 @@
 """The cached profile answered before routing (`patterns.cache.edge.PrincipalHitMiddleware`):
 only to a request the endpoint would answer with those bytes, on real PostgreSQL and Redis. A
 logout, a deactivation, a new password or a role change takes effect on the next request even
-when the profile is still cached; a forged token never gets it; a Redis outage is answered as
-the endpoint answers it."""
+when the profile is still cached; a forged token never gets it. A Redis outage, answered as the
+endpoint answers it, is checked beside `/users/me` in `test_principals.py`."""
 
 from __future__ import annotations
 
