@@ -10,6 +10,7 @@ from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
@@ -154,6 +155,9 @@ def _principals_of(scope: Scope) -> PrincipalCache[Principal] | None:
     return parts.principals if parts is not None else None
 
 
+NO_OTEL: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -213,6 +217,7 @@ def create_app(
         lifespan=lifespan,
         openapi_url=f"{settings.api_v1_prefix}/openapi.json",
         docs_url="/docs",
+        telemetry=None if settings.otel else NO_OTEL,
     )
     app.state.kit = state
     install_error_handlers(app)

@@ -149,14 +149,20 @@ class Cache:
     # --- reading ------------------------------------------------------------------------
 
     def memory_hit(
-        self, spec: CacheSpec, parts: Mapping[str, Any] | None = None, *, principal: Any = None
+        self,
+        spec: CacheSpec,
+        parts: Mapping[str, Any] | None = None,
+        *,
+        principal: Any = None,
+        key: str | None = None,
     ) -> bytes | None:
         """The stored bytes for these inputs when this process's memory tier holds them
         (counted as a hit), else None; never Redis, never a computation
-        (`patterns.cache.edge`)."""
+        (`patterns.cache.edge`). `key`: `self.key(spec, parts, principal=...)`, when the caller
+        keeps it for inputs that do not change."""
         if spec.memory_ttl is None:
             return None
-        raw = self.memory.get(self.key(spec, parts, principal=principal))
+        raw = self.memory.get(key or self.key(spec, parts, principal=principal))
         if raw is not None:
             self._signals.hit(spec)
         return raw

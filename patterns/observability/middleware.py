@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from patterns.observability.logging import get_logger, mark_logged
+from patterns.observability.logging import LineLogger, get_logger, mark_logged
 from patterns.observability.metrics import (
     ERROR_TYPE_SCOPE_KEY,
     HttpMetrics,
@@ -54,7 +54,7 @@ class ObservabilityMiddleware:
         self._excluded_prefixes = tuple(p for p in excluded_paths if p.endswith("/"))
         self._templates = RouteTemplates()
         self._log = get_logger(ACCESS_LOGGER)
-        self._stdlib_log = logging.getLogger(ACCESS_LOGGER)
+        self._access = LineLogger(ACCESS_LOGGER, source=__file__)
 
     def _excluded(self, path: str) -> bool:
         return path in self._excluded_exact or path.startswith(self._excluded_prefixes)
@@ -123,7 +123,7 @@ class ObservabilityMiddleware:
 
     def _access_line(self, method: str, path: str, route: str, status: int, elapsed: float) -> None:
         level = logging.ERROR if status >= 500 else logging.INFO
-        if not self._stdlib_log.isEnabledFor(level):
+        if not self._access.enabled_for(level):
             return
         fields: dict[str, Any] = {
             "method": method,
@@ -133,7 +133,7 @@ class ObservabilityMiddleware:
             "duration_ms": round(elapsed * 1000, 2),
         }
         # Path only, no query string: queries carry tokens more often than paths do.
-        self._log.log(level, "http_request", **fields)
+        self._access.log(level, "http_request", fields)
 
 
 def install_observability(

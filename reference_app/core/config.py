@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None  # None → JSON in prod, console otherwise
     log_file: str | None = None
+    # FastAPI's native OpenTelemetry (traces, metrics and logs to the global providers). Off:
+    # the kit's Prometheus metrics and JSON lines cover each request, and the check FastAPI
+    # makes on every request for a configured provider costs 6 µs (docs/performance.md).
+    otel: bool = False
 
     @model_validator(mode="after")
     def _refuse_weak_secret_outside_dev(self) -> Self:

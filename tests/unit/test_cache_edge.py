@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from patterns.cache import Cache, CacheSpec
+from patterns.cache import Cache, CacheSettings, CacheSpec
 from patterns.cache.edge import EdgeEntry, MemoryHitMiddleware, PrincipalHitMiddleware, bearer_token
 from patterns.security import TokenService, TokenType
 from patterns.security.principals import PrincipalCache
@@ -61,6 +61,35 @@ async def test_a_memory_hit_is_the_stored_bytes_and_never_reaches_the_endpoint()
     assert hit.headers["content-length"] == str(len(b'{"cached":true}'))
     assert calls == ["GET", "POST"]  # the miss and the POST; not the hit
     assert events == [("hit", "edge.test")]
+
+
+async def test_the_kept_key_follows_the_cache_the_app_has_now() -> None:
+    """The middleware keeps each entry's key; an app given a new cache (another prefix, as after
+    a restart of its lifespan) is read under the new cache's key, not the old one's."""
+    first = Cache(FakeAsyncRedis(), CacheSettings(prefix="one"))
+    second = Cache(FakeAsyncRedis(), CacheSettings(prefix="two"))
+    current = [first]
+    calls: list[str] = []
+
+    async def endpoint(request: Request) -> Response:
+        calls.append(request.method)
+        return Response(b'"from the endpoint"', media_type="application/json")
+
+    app = MemoryHitMiddleware(
+        Starlette(routes=[Route("/hot", endpoint)]),
+        cache_of=lambda _scope: current[0],
+        entries={"/hot": EdgeEntry(SPEC, {"n": 1})},
+    )
+    first.memory.set(first.key(SPEC, {"n": 1}), b'"one"', 5)
+    second.memory.set(second.key(SPEC, {"n": 1}), b'"two"', 5)
+    async with AsyncClient(transport=ASGITransport(app), base_url="http://t") as c:
+        answers = [(await c.get("/hot")).content]
+        current[0] = second
+        answers.append((await c.get("/hot")).content)
+        second.memory.clear()
+        answers.append((await c.get("/hot")).content)
+    assert answers == [b'"one"', b'"two"', b'"from the endpoint"']
+    assert calls == ["GET"]
 
 
 async def test_a_spec_without_memory_tier_and_a_dropped_entry_reach_the_endpoint() -> None:

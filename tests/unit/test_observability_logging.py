@@ -6,9 +6,12 @@ import asyncio
 import io
 import json
 import logging
+import re
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,12 +27,16 @@ from pydantic import BaseModel
 from patterns.errors import ServiceUnavailableError
 from patterns.observability.logging import (
     REDACTED,
+    LineLogger,
+    add_timestamp,
     configure_logging,
     get_logger,
     redact_secrets,
     redact_text,
+    render_json,
     reset_logging,
 )
+from patterns.observability.request_id import new_request_id, set_request_id
 from reference_app.core.config import Settings
 from reference_app.core.logging import wants_json
 from reference_app.main import create_app
@@ -372,7 +379,7 @@ def test_log_file_rotates_and_always_holds_json(tmp_path: Path) -> None:
             line = json.loads(raw)
             assert set(line) >= REQUIRED_KEYS
             assert line["token"] == REDACTED
-    assert '"n": 99' in log_file.read_text()
+    assert json.loads(log_file.read_text().splitlines()[-1])["n"] == 99
     assert "line" in console.getvalue()
 
 
@@ -434,3 +441,115 @@ def test_structlog_contextvars_are_merged_into_lines(capture: Capture) -> None:
     inside, outside = capture.lines()
     assert inside["task_id"] == "t-1"
     assert "task_id" not in outside
+
+
+A_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl"
+
+
+def _without_timestamp(line: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in line.items() if k != "timestamp"}
+
+
+def test_a_line_logger_writes_what_get_logger_writes(capture: Capture) -> None:
+    """The access line's fast path: same document, same context, same redaction."""
+    fields = {"method": "GET", "path": f"/reset/{A_JWT}", "status": 200, "duration_ms": 0.5}
+    set_request_id("req-7")
+    try:
+        with structlog.contextvars.bound_contextvars(task_id="t-1"):
+            get_logger("svc.access").info("http_request", **fields)
+            LineLogger("svc.access").log(logging.INFO, "http_request", dict(fields))
+            LineLogger("svc.access").log(logging.ERROR, "http_request", dict(fields))
+    finally:
+        set_request_id(None)
+    slow, fast, error = capture.events("http_request")
+    assert _without_timestamp(fast) == _without_timestamp(slow)
+    assert fast["request_id"] == "req-7"
+    assert fast["task_id"] == "t-1"
+    assert fast["path"] == f"/reset/{REDACTED}"
+    assert fast["logger"] == "svc.access"
+    assert error["level"] == "error"
+    assert list(fast) == list(slow)  # the same key order, so lines read alike
+
+
+def test_a_line_logger_obeys_levels_and_reaches_every_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    console = io.StringIO()
+    configure_logging(json=False, stream=console, level="WARNING")
+    line = LineLogger("svc.access")
+    line.log(logging.INFO, "dropped", {"n": 1})
+    assert not line.enabled_for(logging.INFO)
+    assert console.getvalue() == ""
+    with caplog.at_level(logging.INFO, logger="svc.access"):
+        line.log(logging.INFO, "kept", {"n": 2})
+    (record,) = [r for r in caplog.records if r.name == "svc.access"]
+    assert record.levelno == logging.INFO
+    # The console handler rendered it without changing what the next handler sees.
+    assert "kept" in console.getvalue()
+    assert "n=2" in console.getvalue()
+    event = record.msg
+    assert isinstance(event, dict)
+    assert event["event"] == "kept"
+    assert "_record" not in event
+
+
+def test_the_console_and_json_formatters_leave_the_record_to_other_handlers() -> None:
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = Keep()
+    logging.getLogger().addHandler(keep)
+    try:
+        stream = io.StringIO()
+        configure_logging(json=True, stream=stream)
+        get_logger("svc").info("one", password="hunter2")
+    finally:
+        logging.getLogger().removeHandler(keep)
+    (record,) = [r for r in seen if r.name == "svc"]
+    assert json.loads(stream.getvalue())["password"] == REDACTED
+    # The formatter redacted its own copy of the event, not the record's.
+    event = record.msg
+    assert isinstance(event, dict)
+    assert event["password"] == "hunter2"
+    assert "_record" not in event
+
+
+def test_json_lines_are_ascii_and_survive_values_json_lacks() -> None:
+    class Opaque:
+        def __repr__(self) -> str:
+            return "Opaque()"
+
+    text = render_json(None, "info", {"s": "café \u2028", "o": Opaque(), "n": None})
+    assert text.isascii()
+    assert json.loads(text) == {"s": "café \u2028", "o": "Opaque()", "n": None}
+    # Bytes are not JSON (the redaction turns them into text first): the fallback still writes.
+    assert json.loads(render_json(None, "info", {"b": b"\xff"})) == {"b": "b'\\xff'"}
+
+
+@pytest.mark.parametrize(
+    "nanos",
+    [
+        1_764_851_671_000_000_000,  # a whole second: microseconds still written
+        1_764_851_671_323_847_999,  # truncated to the microsecond, as datetime does
+        1_764_851_671_999_999_999,
+        1_764_851_672_000_001_000,  # the next second, after the one before was cached
+        1_764_851_671_500_000_000,  # and back (a clock step)
+    ],
+)
+def test_the_timestamp_is_iso_utc_with_microseconds(
+    nanos: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_timestamp(None, "info", {})  # the current second cached
+    monkeypatch.setattr(time, "time_ns", lambda: nanos)
+    expected = datetime.fromtimestamp(nanos // 1000 / 1e6, UTC)
+    stamp = add_timestamp(None, "info", {})["timestamp"]
+    assert stamp == expected.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def test_a_request_id_is_32_random_hex_digits() -> None:
+    ids = {new_request_id() for _ in range(100)}
+    assert len(ids) == 100
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)

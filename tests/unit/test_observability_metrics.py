@@ -298,3 +298,26 @@ async def test_metrics_speak_openmetrics_when_the_scraper_asks(kit_api: AsyncCli
     r = await kit_api.get("/metrics", headers={"Accept": "application/openmetrics-text"})
     assert r.headers["content-type"].startswith("application/openmetrics-text")
     assert r.text.rstrip().endswith("# EOF")
+
+
+@pytest.mark.parametrize(("otel", "asks"), [(False, False), (True, True)])
+async def test_fastapis_opentelemetry_is_consulted_only_when_the_setting_asks(
+    otel: bool, asks: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI looks for a configured OpenTelemetry provider on every request (6 µs); the kit's
+    own metrics and access line cover each request, so it looks only with `KIT_OTEL=true`."""
+    from opentelemetry import trace  # FastAPI's own dependency; it asks `trace` each time
+
+    looked: list[bool] = []
+    real = trace.get_tracer_provider
+
+    def spy() -> object:
+        looked.append(True)
+        return real()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", spy)
+    app = create_app(Settings(env="test", otel=otel))
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
+        assert (await client.get("/health/live")).status_code == 200
+    reset_logging()
+    assert bool(looked) is asks
