@@ -130,6 +130,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="first time each step of a 100-item page in process, N rounds (then no load)",
     )  # fmt: skip
     p.add_argument(
+        "--layers", type=int, default=0, metavar="N",
+        help="only time the kit's every-request layers in process, N rounds (no servers)",
+    )  # fmt: skip
+    p.add_argument(
         "--profile", type=Path, metavar="DIR",
         help="py-spy each kit endpoint during round 1; stacks and top functions in DIR",
     )  # fmt: skip
@@ -358,6 +362,13 @@ async def _page_steps(database_url: str, rounds: int) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.layers:
+        import asyncio
+
+        from loadtests.floor_layers import layer_costs, print_layer_costs
+
+        print_layer_costs(asyncio.run(layer_costs(args.layers)), args.layers)
+        return 0
     if shutil.which("wrk") is None:
         raise SystemExit("floor: wrk is needed (Debian/Ubuntu: apt-get install wrk)")
     database = urllib.parse.urlsplit(args.database_url).path.lstrip("/")

@@ -63,7 +63,8 @@ _SECRET_IN_TEXT = re.compile(
 # Written into an exception once it has been logged with its traceback; see
 # `DropAlreadyLoggedExceptions`.
 LOGGED_MARK: Final = "_kit_exception_logged"
-_KIT_HANDLER: Final = "_kit_handler"
+# Set on the handlers `configure_logging` installs (and only on those).
+KIT_HANDLER: Final = "_kit_handler"
 # uvicorn's dictConfig gives these their own handlers and stops propagation: cleared and set to
 # propagate, so their lines are rendered like ours.
 ADOPTED_LOGGERS: Final = ("uvicorn", "uvicorn.error")
@@ -306,7 +307,7 @@ def configure_logging(
     global _current
     root = logging.getLogger()
     fingerprint = (level, json, log_file, id(stream), file_max_bytes, file_backup_count)
-    ours = [h for h in root.handlers if getattr(h, _KIT_HANDLER, False)]
+    ours = [h for h in root.handlers if getattr(h, KIT_HANDLER, False)]
     if fingerprint == _current and ours:
         return
 
@@ -342,7 +343,7 @@ def configure_logging(
         root.removeHandler(handler)
         handler.close()
     for handler in handlers:
-        setattr(handler, _KIT_HANDLER, True)
+        setattr(handler, KIT_HANDLER, True)
         handler.addFilter(DropAlreadyLoggedExceptions())
         root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
@@ -405,7 +406,7 @@ def reset_logging() -> None:
     """Remove the handlers `configure_logging` installed and structlog's configuration (tests)."""
     global _current
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, _KIT_HANDLER, False)]:
+    for handler in [h for h in root.handlers if getattr(h, KIT_HANDLER, False)]:
         root.removeHandler(handler)
         handler.close()
     structlog.reset_defaults()
