@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from patterns.crud import CRUDBase
@@ -32,12 +32,42 @@ class CRUDActivity(CRUDBase[Activity, BaseModel, BaseModel]):
         )
         return result.all()
 
+    async def recent_for_users(
+        self, session: AsyncSession, user_ids: Sequence[int], limit: int
+    ) -> dict[int, list[Activity]]:
+        """Each user's `limit` most recent activities, as `recent` orders them, in one
+        statement: the rows are numbered per user and the first `limit` of each kept."""
+        newest_first = (Activity.created_at.desc(), Activity.id.desc())
+        rank = func.row_number().over(partition_by=Activity.user_id, order_by=newest_first)
+        ranked = (
+            select(Activity.id, rank.label("rank")).where(Activity.user_id.in_(user_ids)).subquery()
+        )
+        result = await session.scalars(
+            select(Activity)
+            .join(ranked, Activity.id == ranked.c.id)
+            .where(ranked.c.rank <= limit)
+            .order_by(Activity.user_id, *newest_first)
+        )
+        by_user: dict[int, list[Activity]] = {user_id: [] for user_id in user_ids}
+        for activity in result:
+            by_user[activity.user_id].append(activity)
+        return by_user
+
 
 class CRUDPreferences(CRUDBase[UserPreferences, BaseModel, BaseModel]):
     async def get_for_user(self, session: AsyncSession, user_id: int) -> UserPreferences | None:
         return await session.scalar(
             select(UserPreferences).where(UserPreferences.user_id == user_id)
         )
+
+    async def get_for_users(
+        self, session: AsyncSession, user_ids: Sequence[int]
+    ) -> dict[int, UserPreferences]:
+        """The preferences of those of `user_ids` that have any, in one statement."""
+        result = await session.scalars(
+            select(UserPreferences).where(UserPreferences.user_id.in_(user_ids))
+        )
+        return {prefs.user_id: prefs for prefs in result}
 
 
 activities = CRUDActivity(Activity)

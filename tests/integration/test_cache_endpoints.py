@@ -14,11 +14,16 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from patterns.db import Database
+from patterns.db.queries import count_queries
 from patterns.testing import make_client
 from patterns.testing.backends import free_port
 from reference_app.core.config import Settings
 from reference_app.core.redis import make_redis
+from reference_app.crud.activity import activities
 from reference_app.main import create_app
+from reference_app.models.profile import UserPreferences
+from reference_app.schemas.user import UserResponse
+from reference_app.services.users import RECENT_ACTIVITY, load_profile, load_profiles
 from tests.factories import ItemFactory, UserFactory
 from tests.integration.conftest import Account, AccountFactory, run_kit
 
@@ -132,6 +137,35 @@ async def test_warm_cache_command_stores_featured_and_profiles(
     assert "3 entries stored, 0 failed" in done.stdout
     assert len(await redis_client.keys("kit:users.profile:*")) == 2
     assert len(await redis_client.keys("kit:items.featured:*")) == 1
+
+
+async def test_warming_many_profiles_reads_them_in_two_statements_as_the_endpoint_builds_them(
+    db_engine: AsyncEngine, db_session: AsyncSession
+) -> None:
+    """The warm-up builds N profiles with two statements, not two per user, and each is the
+    profile the endpoint builds: the newest activities first (ties on the time broken by id),
+    at most RECENT_ACTIVITY of them, the user's preferences or the defaults."""
+    people = [
+        await UserFactory.create_async(db_session, email=f"p{i}@example.com") for i in range(4)
+    ]
+    busy, tuned, quiet, other = people
+    for n in range(RECENT_ACTIVITY + 3):  # one transaction: every created_at is the same
+        activities.record(db_session, busy.id, "login", f"#{n}")
+    activities.record(db_session, tuned.id, "login", "once")
+    activities.record(db_session, other.id, "login", "other")
+    db_session.add(UserPreferences(user_id=tuned.id, theme="dark"))
+    await db_session.flush()
+    asked = [UserResponse.model_validate(u) for u in (busy, tuned, quiet)]
+
+    with count_queries(db_engine) as counter:
+        built = await load_profiles(db_session, asked)
+    assert counter.count == 2, counter.report()
+    for user in asked:
+        assert built[user.id] == await load_profile(db_session, user)
+    assert [a.detail for a in built[busy.id].recent_activity] == ["#7", "#6", "#5", "#4", "#3"]
+    assert built[tuned.id].preferences.theme == "dark"
+    assert built[quiet.id].recent_activity == []
+    assert set(built) == {busy.id, tuned.id, quiet.id}
 
 
 async def test_a_featured_memory_hit_is_timed_counted_and_logged_like_any_request(
