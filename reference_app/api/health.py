@@ -27,11 +27,14 @@ class HealthStatus(BaseModel):
 _LIVE_BODY = HealthStatus(status="ok").model_dump_json().encode()
 
 
+_PROBE = frozenset({"GET", "HEAD"})
+
+
 class LivenessMiddleware:
-    """Answer `GET /health/live` before routing: a probe asked every few seconds by every
-    orchestrator costs what a bare route does (docs/performance.md, "Hot paths"). Add it inside
-    the request-id middleware (the answer carries its `X-Request-ID`); the route below stays for
-    the OpenAPI schema and for an app without this middleware."""
+    """Answer `GET` (and `HEAD`) `/health/live` before routing: a probe asked every few seconds
+    by every orchestrator costs what a bare route does (docs/performance.md, "Hot paths"). Add
+    it inside the request-id middleware (the answer carries its `X-Request-ID`); the route below
+    stays for the OpenAPI schema and for an app without this middleware."""
 
     def __init__(self, app: ASGIApp, path: str = "/health/live") -> None:
         self.app = app
@@ -42,11 +45,13 @@ class LivenessMiddleware:
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "GET":
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] not in _PROBE:
             await self.app(scope, receive, send)
             return
         await send({"type": "http.response.start", "status": 200, "headers": list(self._headers)})
-        await send({"type": "http.response.body", "body": _LIVE_BODY})
+        # A HEAD (load balancers often probe with one) gets the GET's headers and no body.
+        body = _LIVE_BODY if scope["method"] == "GET" else b""
+        await send({"type": "http.response.body", "body": body})
 
 
 @router.get("/live", response_model=HealthStatus)

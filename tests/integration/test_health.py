@@ -29,6 +29,10 @@ async def test_live_answered_before_routing_keeps_its_body_headers_and_request_i
     assert r.content == b'{"status":"ok","checks":{}}'
     assert r.headers["content-type"] == "application/json"
     assert r.headers["X-Request-ID"] == "probe-1"
+    head = await client.head("/health/live")  # as load balancers often probe
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(r.content))
     posted = await client.post("/health/live")  # other methods still reach the router
     assert posted.status_code == 405
 
