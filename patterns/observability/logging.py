@@ -250,11 +250,17 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
     processors change, so other handlers still see the record as it came."""
 
     def format(self, record: logging.LogRecord) -> str:
-        method = getattr(record, "_name", None)
-        if method is None or record.exc_info or record.stack_info:
+        # What structlog's `wrap_for_formatter` (and `LineLogger`) attach; a stdlib record has
+        # neither and takes structlog's own road, as does a line with an exception or a stack.
+        method: str | None = getattr(record, "_name", None)
+        logger: Any = getattr(record, "_logger", None)
+        msg = record.msg
+        if not isinstance(msg, dict) or method is None or logger is None:
             return super().format(record)
-        logger = self.logger if self.logger is not None else record._logger  # type: ignore[attr-defined]
-        event: Any = {**record.msg, "_record": record, "_from_structlog": True}  # type: ignore[dict-item]
+        if record.exc_info or record.stack_info:
+            return super().format(record)
+        event: Any = {**msg, "_record": record, "_from_structlog": True}
+        logger = self.logger if self.logger is not None else logger
         for processor in self.processors:
             event = processor(logger, method, event)
         return cast(str, event)

@@ -517,6 +517,14 @@ def test_the_console_and_json_formatters_leave_the_record_to_other_handlers() ->
     assert "_record" not in event
 
 
+def test_a_stdlib_record_with_structlogs_attribute_names_is_still_rendered(
+    capture: Capture,
+) -> None:
+    logging.getLogger("svc.stdlib").warning("plain %s", "text", extra={"_name": "warning"})
+    (line,) = capture.events("plain text")
+    assert line["level"] == "warning"
+
+
 def test_json_lines_are_ascii_and_survive_values_json_lacks() -> None:
     class Opaque:
         def __repr__(self) -> str:
