@@ -10,12 +10,12 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -137,6 +137,14 @@ class Account:
 
 
 AccountFactory = Callable[..., Awaitable[Account]]
+ADMIN_USERS = "/api/v1/admin/users"
+
+
+async def admin_update(
+    client: AsyncClient, admin: Account, user_id: int, **changes: Any
+) -> Response:
+    """`PATCH /admin/users/{user_id}` as `admin`: an admin's change to another account."""
+    return await client.patch(f"{ADMIN_USERS}/{user_id}", headers=admin.headers, json=changes)
 
 
 @pytest.fixture

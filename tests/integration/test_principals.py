@@ -24,11 +24,16 @@ from reference_app.main import create_app
 from reference_app.models.user import Role, User
 from reference_app.schemas.user import Principal
 from tests.factories import UserFactory
-from tests.integration.conftest import Account, AccountFactory, app_on_session
+from tests.integration.conftest import (
+    ADMIN_USERS,
+    Account,
+    AccountFactory,
+    admin_update,
+    app_on_session,
+)
 
 ME = "/api/v1/users/me"
 PROFILE = "/api/v1/users/profile"
-ADMIN_USERS = "/api/v1/admin/users"
 
 
 def _snapshot_key(app: FastAPI, account: Account) -> str:
@@ -59,17 +64,13 @@ async def test_deactivation_by_an_admin_refuses_the_users_next_request(
 ) -> None:
     user, admin = await make_account(), await make_account(Role.ADMIN)
     assert (await client.get(ME, headers=user.headers)).status_code == 200  # snapshot cached
-    r = await client.patch(
-        f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json={"is_active": False}
-    )
+    r = await admin_update(client, admin, user.user.id, is_active=False)
     assert r.status_code == 200, r.text
     assert r.json()["is_active"] is False
     r = await client.get(ME, headers=user.headers)
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "user_inactive"
-    r = await client.patch(
-        f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json={"is_active": True}
-    )
+    r = await admin_update(client, admin, user.user.id, is_active=True)
     assert r.status_code == 200
     assert (await client.get(ME, headers=user.headers)).status_code == 200
 
@@ -79,9 +80,7 @@ async def test_a_role_change_applies_to_the_users_next_request(
 ) -> None:
     user, admin = await make_account(), await make_account(Role.ADMIN)
     assert (await client.get(ADMIN_USERS, headers=user.headers)).status_code == 403
-    r = await client.patch(
-        f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json={"role": "admin"}
-    )
+    r = await admin_update(client, admin, user.user.id, role="admin")
     assert r.status_code == 200, r.text
     assert (await client.get(ADMIN_USERS, headers=user.headers)).status_code == 200
     assert (await client.get(ME, headers=user.headers)).json()["role"] == "admin"
@@ -101,7 +100,7 @@ async def test_an_admin_cannot_deactivate_or_demote_themselves(
     client: AsyncClient, make_account: AccountFactory, body: dict[str, Any]
 ) -> None:
     admin = await make_account(Role.ADMIN)
-    r = await client.patch(f"{ADMIN_USERS}/{admin.user.id}", headers=admin.headers, json=body)
+    r = await admin_update(client, admin, admin.user.id, **body)
     assert r.status_code == 409
     assert r.json()["error"]["code"] == "self_lockout"
     me = (await client.get(ME, headers=admin.headers)).json()
@@ -121,7 +120,7 @@ async def test_admin_update_validates_its_body(
     client: AsyncClient, make_account: AccountFactory, body: dict[str, Any], status: int
 ) -> None:
     user, admin = await make_account(), await make_account(Role.ADMIN)
-    r = await client.patch(f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json=body)
+    r = await admin_update(client, admin, user.user.id, **body)
     assert r.status_code == status, r.text
     me = (await client.get(ME, headers=user.headers)).json()
     assert (me["role"], me["is_active"]) == ("user", True)
@@ -131,7 +130,7 @@ async def test_admin_update_of_an_unknown_user_is_404(
     client: AsyncClient, make_account: AccountFactory
 ) -> None:
     admin = await make_account(Role.ADMIN)
-    r = await client.patch(f"{ADMIN_USERS}/2147483647", headers=admin.headers, json={})
+    r = await admin_update(client, admin, 2147483647)
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "user_not_found"
 
@@ -284,9 +283,7 @@ async def test_a_snapshot_read_before_a_change_cannot_be_stored_after_it(
     user, admin = await make_account(), await make_account(Role.ADMIN)
     principals = app.state.kit.redis.principals
     stale = Principal.model_validate(await db_session.get(User, user.user.id))  # read: active
-    r = await client.patch(
-        f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json={"is_active": False}
-    )
+    r = await admin_update(client, admin, user.user.id, is_active=False)
     assert r.status_code == 200
     await principals.store(str(user.user.id), stale)  # too late: the tombstone wins
     r = await client.get(ME, headers=user.headers)
@@ -299,9 +296,7 @@ async def test_the_tombstone_is_short_lived(
 ) -> None:
     user, admin = await make_account(), await make_account(Role.ADMIN)
     await client.get(ME, headers=user.headers)
-    r = await client.patch(
-        f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json={"role": "manager"}
-    )
+    r = await admin_update(client, admin, user.user.id, role="manager")
     assert r.status_code == 200
     key = _snapshot_key(app, user)
     assert await redis_client.get(key) == b"-"
@@ -314,9 +309,7 @@ async def test_an_admin_change_shows_in_the_users_cached_profile(
 ) -> None:
     user, admin = await make_account(), await make_account(Role.ADMIN)
     assert (await client.get(PROFILE, headers=user.headers)).json()["user"]["role"] == "user"
-    r = await client.patch(
-        f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json={"role": "manager"}
-    )
+    r = await admin_update(client, admin, user.user.id, role="manager")
     assert r.status_code == 200
     assert (await client.get(PROFILE, headers=user.headers)).json()["user"]["role"] == "manager"
 

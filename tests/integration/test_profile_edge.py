@@ -18,12 +18,11 @@ from reference_app.core.cache import PROFILE as PROFILE_SPEC
 from reference_app.core.config import Settings
 from reference_app.core.deps import get_current_user
 from reference_app.models.user import Role
-from tests.integration.conftest import Account, AccountFactory
+from tests.integration.conftest import Account, AccountFactory, admin_update
 from tests.integration.test_token_attacks import ATTACKS, Attack
 
 PROFILE = "/api/v1/users/profile"
 ME = "/api/v1/users/me"
-ADMIN_USERS = "/api/v1/admin/users"
 
 
 def _profile_key(app: FastAPI, account: Account) -> str:
@@ -121,9 +120,7 @@ async def test_a_deactivated_user_is_refused_though_their_profile_is_cached(
 ) -> None:
     user, admin = await make_account(), await make_account(Role.ADMIN)
     cached = await _cached_profile(app, client, redis_client, user)
-    r = await client.patch(
-        f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json={"is_active": False}
-    )
+    r = await admin_update(client, admin, user.user.id, is_active=False)
     assert r.status_code == 200, r.text
     snapshot = await _refused_with_a_stale_profile(
         app, client, redis_client, user, cached.content, "user_inactive"
@@ -137,9 +134,7 @@ async def test_a_role_change_shows_in_the_next_profile(
     user, admin = await make_account(), await make_account(Role.ADMIN)
     cached = await _cached_profile(app, client, redis_client, user)
     assert cached.json()["user"]["role"] == "user"
-    r = await client.patch(
-        f"{ADMIN_USERS}/{user.user.id}", headers=admin.headers, json={"role": "manager"}
-    )
+    r = await admin_update(client, admin, user.user.id, role="manager")
     assert r.status_code == 200, r.text
     for _ in range(2):  # rebuilt, then a hit
         r = await client.get(PROFILE, headers=user.headers)
