@@ -63,9 +63,9 @@ class MemoryHitMiddleware:
         self.app = app
         self._cache_of = cache_of
         self._entries = {p: e for p, e in entries.items() if e.spec.memory_ttl is not None}
-        # An entry's key, kept per cache: its parts are fixed, and hashing them is a third of
-        # what a hit costs here.
-        self._keys: dict[str, tuple[Cache, str]] = {}
+        # An entry's key, kept with the cache prefix it was made under: its parts are fixed,
+        # and hashing them is a third of what a hit costs here.
+        self._keys: dict[str, tuple[str, str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -82,8 +82,8 @@ class MemoryHitMiddleware:
 
     def _hit(self, cache: Cache, path: str, entry: EdgeEntry) -> bytes | None:
         kept = self._keys.get(path)
-        if kept is None or kept[0] is not cache:
-            kept = self._keys[path] = (cache, cache.key(entry.spec, entry.parts))
+        if kept is None or kept[0] != cache.prefix:
+            kept = self._keys[path] = (cache.prefix, cache.key(entry.spec, entry.parts))
         return cache.memory_hit(entry.spec, key=kept[1])
 
 

@@ -113,8 +113,9 @@ def _is_secret_name(key: str) -> bool:
 
 
 def is_secret_key(key: object) -> bool:
-    """Whether a field of this name holds a secret (the names logged are few: cached)."""
-    return isinstance(key, str) and _is_secret_name(key)
+    """Whether a field of this name holds a secret (the names logged are few: cached). A key
+    that is not a string is judged by its text, as the JSON line will show it."""
+    return _is_secret_name(key if isinstance(key, str) else str(key))
 
 
 def _redact_value(value: Any) -> Any:
@@ -211,8 +212,9 @@ _second_stamped: tuple[int, str] = (-1, "")
 
 def add_timestamp(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """structlog processor: `timestamp`, ISO 8601 in UTC with microseconds
-    (`2026-12-04T12:34:31.323847Z`), as structlog's `TimeStamper(fmt="iso", utc=True)` writes
-    it, at a fifth of its cost: the date and time of day are formatted once per second."""
+    (`2026-12-04T12:34:31.323847Z`), the form of structlog's `TimeStamper(fmt="iso", utc=True)`
+    (which leaves the fraction out on a whole second; here it is always there), at about a
+    quarter of its cost: the date and time of day are formatted once per second."""
     global _second_stamped
     second, nanos = divmod(time.time_ns(), 1_000_000_000)
     stamped, text = _second_stamped
@@ -226,12 +228,12 @@ def add_timestamp(logger: WrappedLogger, method_name: str, event_dict: EventDict
 def render_json(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
     """structlog renderer: the event dict as one line of JSON, by pydantic-core's serializer
     (a third of `json.dumps`'s cost; `redact_secrets` has already turned every value into a
-    JSON type), compact and ASCII-only like structlog's `JSONRenderer`; anything it cannot
-    serialise is written as its `repr`."""
+    JSON type), ASCII-only like structlog's `JSONRenderer` and compact (no spaces after `:` and
+    `,`); anything it cannot serialise is written as its `repr`."""
     try:
         return pydantic_core.to_json(event_dict, fallback=repr, ensure_ascii=True).decode()
-    except (ValueError, TypeError):  # a key that is not a string or a number, say
-        return json.dumps(event_dict, default=repr, skipkeys=True)
+    except (ValueError, TypeError):  # bytes that are not UTF-8, say
+        return json.dumps(event_dict, default=repr, skipkeys=True, separators=(",", ":"))
 
 
 # What every line gets, whether it came from structlog, a stdlib logger or a `LineLogger`.
@@ -251,7 +253,8 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         # What structlog's `wrap_for_formatter` (and `LineLogger`) attach; a stdlib record has
-        # neither and takes structlog's own road, as does a line with an exception or a stack.
+        # neither and takes structlog's own road, as does a record carrying an exception or a
+        # stack itself (structlog's own lines keep `exc_info` in the event dict).
         method: str | None = getattr(record, "_name", None)
         logger: Any = getattr(record, "_logger", None)
         msg = record.msg
@@ -442,15 +445,17 @@ class LineLogger:
     It runs the shared processors itself and hands one `LogRecord` to the stdlib logger, so
     level filtering, handlers, `caplog` and the redaction all apply. What it skips is the
     bound logger's own processor chain and the stdlib caller search (structlog walks the stack
-    to find the first frame outside logging): the record names this logger's `source` instead.
-    Fields are logged as given: no positional arguments, no `exc_info` (log an exception with
-    `get_logger`).
+    to find the first frame outside logging): the record names `source` and `function` instead.
+    The record is made by `Logger.makeRecord`, so a record factory (`logging.setLogRecordFactory`,
+    as tracing integrations install) applies. Fields are logged as given: no positional
+    arguments, no `exc_info` (log an exception with `get_logger`).
     """
 
-    def __init__(self, name: str, source: str = "") -> None:
+    def __init__(self, name: str, source: str = "", function: str | None = None) -> None:
         self.name = name
         self._logger = logging.getLogger(name)
         self._source = source or name
+        self._function = function
 
     def enabled_for(self, level: int) -> bool:
         return self._logger.isEnabledFor(level)
@@ -465,8 +470,8 @@ class LineLogger:
         event_dict: Any = fields
         for processor in SHARED_PROCESSORS:
             event_dict = processor(logger, method, event_dict)
-        record = logging.LogRecord(
-            self.name, level, self._source, 0, event_dict, None, None, func=event
+        record = logger.makeRecord(
+            self.name, level, self._source, 0, event_dict, (), None, func=self._function
         )
         record._logger = logger  # read by ProcessorFormatter
         record._name = method

@@ -54,7 +54,7 @@ class ObservabilityMiddleware:
         self._excluded_prefixes = tuple(p for p in excluded_paths if p.endswith("/"))
         self._templates = RouteTemplates()
         self._log = get_logger(ACCESS_LOGGER)
-        self._access = LineLogger(ACCESS_LOGGER, source=__file__)
+        self._access = LineLogger(ACCESS_LOGGER, source=__file__, function="_access_line")
 
     def _excluded(self, path: str) -> bool:
         return path in self._excluded_exact or path.startswith(self._excluded_prefixes)

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     log_file: str | None = None
     # FastAPI's native OpenTelemetry (traces, metrics and logs to the global providers). Off:
     # the kit's Prometheus metrics and JSON lines cover each request, and the check FastAPI
-    # makes on every request for a configured provider costs 6 µs (docs/performance.md).
+    # makes on every request for a configured provider costs about 5 µs (docs/performance.md).
     otel: bool = False
 
     @model_validator(mode="after")

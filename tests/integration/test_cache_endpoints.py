@@ -11,12 +11,14 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from patterns.cache import Cache
 from patterns.db import Database
 from patterns.db.queries import count_queries
 from patterns.testing import make_client
 from patterns.testing.backends import free_port
+from reference_app.core import warmup
 from reference_app.core.config import Settings
 from reference_app.core.redis import make_redis
 from reference_app.crud.activity import activities
@@ -166,6 +168,31 @@ async def test_warming_many_profiles_reads_them_in_two_statements_as_the_endpoin
     assert built[tuned.id].preferences.theme == "dark"
     assert built[quiet.id].recent_activity == []
     assert set(built) == {busy.id, tuned.id, quiet.id}
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["in-batches", "read-together-fails"])
+async def test_warming_stores_every_profile_in_batches_and_survives_a_failed_batch_read(
+    db_engine: AsyncEngine,
+    committed_db: async_sessionmaker[AsyncSession],
+    redis_client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    together: bool,
+) -> None:
+    async with committed_db() as s:
+        for i in range(5):
+            await UserFactory.create_async(s, email=f"b{i}@example.com")
+        await s.commit()
+    monkeypatch.setattr(warmup, "PROFILE_BATCH", 2)  # 5 users: batches of 2, 2 and 1
+    if not together:
+
+        async def broken(*_args: object) -> None:
+            raise RuntimeError("the batch's read failed")
+
+        monkeypatch.setattr(warmup, "load_profiles", broken)
+    cache = Cache(redis_client)
+    report = await warmup.warm(Database(db_engine), cache, profiles=5)
+    assert (report.warmed, report.failed) == (6, 0)  # featured and the five profiles
+    assert len(await redis_client.keys(f"{cache.prefix}:users.profile:*")) == 5
 
 
 async def test_a_featured_memory_hit_is_timed_counted_and_logged_like_any_request(

@@ -481,16 +481,44 @@ def test_a_line_logger_obeys_levels_and_reaches_every_handler(
     assert not line.enabled_for(logging.INFO)
     assert console.getvalue() == ""
     with caplog.at_level(logging.INFO, logger="svc.access"):
-        line.log(logging.INFO, "kept", {"n": 2})
+        line.log(logging.INFO, "kept", {"n": 2, "password": "hunter2"})
     (record,) = [r for r in caplog.records if r.name == "svc.access"]
     assert record.levelno == logging.INFO
-    # The console handler rendered it without changing what the next handler sees.
     assert "kept" in console.getvalue()
     assert "n=2" in console.getvalue()
+    assert "hunter2" not in console.getvalue()
+    # The console handler redacted its own copy: the next handler sees the record as it came.
     event = record.msg
     assert isinstance(event, dict)
-    assert event["event"] == "kept"
-    assert "_record" not in event
+    assert event["password"] == "hunter2"
+
+
+def test_a_line_logger_record_comes_from_the_record_factory(capture: Capture) -> None:
+    """Tracing integrations add their ids to every record through the factory."""
+    plain = logging.getLogRecordFactory()
+
+    def traced(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = plain(*args, **kwargs)
+        record.trace_id = "t-9"
+        return record
+
+    kept: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(record)
+
+    keep = Keep()
+    logging.getLogger().addHandler(keep)
+    logging.setLogRecordFactory(traced)
+    try:
+        LineLogger("svc.access").log(logging.INFO, "http_request", {"status": 200})
+    finally:
+        logging.setLogRecordFactory(plain)
+        logging.getLogger().removeHandler(keep)
+    (record,) = [r for r in kept if r.name == "svc.access"]
+    assert getattr(record, "trace_id", None) == "t-9"
+    assert capture.events("http_request")[0]["status"] == 200
 
 
 def test_the_console_and_json_formatters_leave_the_record_to_other_handlers() -> None:
@@ -537,24 +565,29 @@ def test_json_lines_are_ascii_and_survive_values_json_lacks() -> None:
     assert json.loads(render_json(None, "info", {"b": b"\xff"})) == {"b": "b'\\xff'"}
 
 
-@pytest.mark.parametrize(
-    "nanos",
-    [
-        1_764_851_671_000_000_000,  # a whole second: microseconds still written
-        1_764_851_671_323_847_999,  # truncated to the microsecond, as datetime does
-        1_764_851_671_999_999_999,
-        1_764_851_672_000_001_000,  # the next second, after the one before was cached
-        1_764_851_671_500_000_000,  # and back (a clock step)
-    ],
-)
-def test_the_timestamp_is_iso_utc_with_microseconds(
-    nanos: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    add_timestamp(None, "info", {})  # the current second cached
-    monkeypatch.setattr(time, "time_ns", lambda: nanos)
-    expected = datetime.fromtimestamp(nanos // 1000 / 1e6, UTC)
-    stamp = add_timestamp(None, "info", {})["timestamp"]
-    assert stamp == expected.isoformat(timespec="microseconds").replace("+00:00", "Z")
+def test_the_timestamp_is_iso_utc_with_microseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter(
+        [
+            1_764_851_671_000_000_000,  # a whole second: microseconds still written
+            1_764_851_671_323_847_999,  # the same second, from the cache; truncated as datetime
+            1_764_851_671_999_999_999,
+            1_764_851_672_000_001_000,  # the next second
+            1_764_851_671_500_000_000,  # and back (a clock step)
+        ]
+    )
+    seen: list[int] = []
+
+    def now() -> int:
+        seen.append(next(clock))
+        return seen[-1]
+
+    monkeypatch.setattr(time, "time_ns", now)
+    stamps = [add_timestamp(None, "info", {})["timestamp"] for _ in range(5)]
+    expected = [
+        datetime.fromtimestamp(n // 1000 / 1e6, UTC).isoformat(timespec="microseconds")
+        for n in seen
+    ]
+    assert stamps == [e.replace("+00:00", "Z") for e in expected]
 
 
 def test_a_request_id_is_32_random_hex_digits() -> None:
