@@ -36,7 +36,9 @@ class CRUDActivity(CRUDBase[Activity, BaseModel, BaseModel]):
         self, session: AsyncSession, user_ids: Sequence[int], limit: int
     ) -> dict[int, list[Activity]]:
         """Each user's `limit` most recent activities, as `recent` orders them, in one
-        statement: the rows are numbered per user and the first `limit` of each kept."""
+        statement: the rows are numbered per user and the first `limit` of each kept. It reads
+        every activity of those users (`recent`'s index scan stops at `limit`): for a batch job
+        such as the cache warm-up, in batches of users, not for a request."""
         newest_first = (Activity.created_at.desc(), Activity.id.desc())
         rank = func.row_number().over(partition_by=Activity.user_id, order_by=newest_first)
         ranked = (
