@@ -37,14 +37,22 @@ class Calls:
         self.count = 0
         self.started = asyncio.Event()
         self.release = asyncio.Event()
+        self._counted = asyncio.Condition()
         if not hold:
             self.release.set()
 
     async def __call__(self) -> Any:
         self.count += 1
         self.started.set()
+        async with self._counted:
+            self._counted.notify_all()
         await self.release.wait()
         return self.value
+
+    async def reached(self, calls: int) -> None:
+        """Return once `calls` calls have started (held ones included)."""
+        async with self._counted:
+            await self._counted.wait_for(lambda: self.count >= calls)
 
 
 class Item(BaseModel):
@@ -91,8 +99,9 @@ def cache(redis_client: Redis) -> Cache:
 
 
 @pytest_asyncio.fixture
-async def redis_clients(redis_url: str) -> AsyncIterator[Callable[[], Redis]]:
-    """Separate clients (separate connection pools), as separate processes would have."""
+async def redis_clients(redis_url: str, redis_client: Redis) -> AsyncIterator[Callable[[], Redis]]:
+    """Separate clients (separate connection pools), as separate processes would have, on this
+    worker's database, emptied before and after the test (`redis_client`)."""
     made: list[Redis] = []
 
     def make() -> Redis:
@@ -318,9 +327,12 @@ async def test_without_the_lock_processes_compute_on_their_own_in_two_round_trip
         for cache in caches
         for _ in range(3)
     ]
+    # Held until each "process" has started its own computation: no lock between them. A lock
+    # would leave the second waiting, and this wait would time out.
+    await asyncio.wait_for(compute.reached(2), timeout=5)
     compute.release.set()
     assert await asyncio.gather(*callers) == [{"v": 1}] * 6
-    assert compute.count == 2  # one per process: no lock between them, single flight inside
+    assert compute.count == 2  # one per process: single flight inside each
     assert log.seen["lock_wait"] == 0
     assert not await caches[0].redis.exists(f"{caches[0].key(spec, principal=7)}:lock")
     assert await cache_get(caches[0], spec) == b'{"v":1}'
