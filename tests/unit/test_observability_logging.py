@@ -11,6 +11,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -493,35 +494,9 @@ def test_a_line_logger_obeys_levels_and_reaches_every_handler(
     assert event["password"] == "hunter2"
 
 
-def test_a_line_logger_record_comes_from_the_record_factory(capture: Capture) -> None:
-    """Tracing integrations add their ids to every record through the factory."""
-    plain = logging.getLogRecordFactory()
-
-    def traced(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = plain(*args, **kwargs)
-        record.trace_id = "t-9"
-        return record
-
-    kept: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            kept.append(record)
-
-    keep = Keep()
-    logging.getLogger().addHandler(keep)
-    logging.setLogRecordFactory(traced)
-    try:
-        LineLogger("svc.access").log(logging.INFO, "http_request", {"status": 200})
-    finally:
-        logging.setLogRecordFactory(plain)
-        logging.getLogger().removeHandler(keep)
-    (record,) = [r for r in kept if r.name == "svc.access"]
-    assert getattr(record, "trace_id", None) == "t-9"
-    assert capture.events("http_request")[0]["status"] == 200
-
-
-def test_the_console_and_json_formatters_leave_the_record_to_other_handlers() -> None:
+@contextmanager
+def _records_at_root() -> Iterator[list[logging.LogRecord]]:
+    """The records the root logger's handlers receive, as another handler sees them."""
     seen: list[logging.LogRecord] = []
 
     class Keep(logging.Handler):
@@ -531,11 +506,36 @@ def test_the_console_and_json_formatters_leave_the_record_to_other_handlers() ->
     keep = Keep()
     logging.getLogger().addHandler(keep)
     try:
-        stream = io.StringIO()
-        configure_logging(json=True, stream=stream)
-        get_logger("svc").info("one", password="hunter2")
+        yield seen
     finally:
         logging.getLogger().removeHandler(keep)
+
+
+def test_a_line_logger_record_comes_from_the_record_factory(capture: Capture) -> None:
+    """Tracing integrations add their ids to every record through the factory."""
+    plain = logging.getLogRecordFactory()
+
+    def traced(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = plain(*args, **kwargs)
+        record.trace_id = "t-9"
+        return record
+
+    logging.setLogRecordFactory(traced)
+    try:
+        with _records_at_root() as kept:
+            LineLogger("svc.access").log(logging.INFO, "http_request", {"status": 200})
+    finally:
+        logging.setLogRecordFactory(plain)
+    (record,) = [r for r in kept if r.name == "svc.access"]
+    assert getattr(record, "trace_id", None) == "t-9"
+    assert capture.events("http_request")[0]["status"] == 200
+
+
+def test_the_console_and_json_formatters_leave_the_record_to_other_handlers() -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream)
+    with _records_at_root() as seen:
+        get_logger("svc").info("one", password="hunter2")
     (record,) = [r for r in seen if r.name == "svc"]
     assert json.loads(stream.getvalue())["password"] == REDACTED
     # The formatter redacted its own copy of the event, not the record's.
