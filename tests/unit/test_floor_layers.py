@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from loadtests.floor_layers import LAYERS, layer_costs, print_layer_costs
+from patterns.observability.logging import KIT_HANDLER
 
 
 async def test_every_layer_variant_is_timed_and_answers_200(
@@ -21,4 +22,4 @@ async def test_every_layer_variant_is_timed_and_answers_200(
     printed = capsys.readouterr().out
     assert all(name in printed for name in costs)
     # The tool configured logging for its run and removed it afterwards.
-    assert not [h for h in logging.getLogger().handlers if getattr(h, "_kit_handler", False)]
+    assert not [h for h in logging.getLogger().handlers if getattr(h, KIT_HANDLER, False)]
